@@ -1,0 +1,54 @@
+"""Fallback runner on transformers `AutoModel` for architectures without an own runner.
+
+Same contract as the own runners (packed in, packed token states out); padding happens only here,
+inside the adapter. Never passes trust_remote_code, and loads safetensors only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sie.errors import ModelLoadFailed
+from sie.models.runner import PackedBatch
+
+
+class AutoModelRunner:
+    def __init__(self, model, *, device: torch.device, dtype: torch.dtype) -> None:
+        self.model = model
+        self.device, self.dtype = device, dtype
+        self.hidden_size = model.config.hidden_size
+        self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+
+    @classmethod
+    def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> AutoModelRunner:
+        from transformers import AutoModel
+
+        try:
+            model = AutoModel.from_pretrained(path, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+        except Exception as e:
+            raise ModelLoadFailed(f"{path}: transformers AutoModel could not load it: {e}") from None
+        return cls(model.to(device).eval(), device=device, dtype=dtype)
+
+    def linear_slots(self) -> list:
+        return []  # precision modes other than fp32 apply to own runners only
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.model.parameters()) + sum(t.nbytes for t in self.model.buffers())
+
+    @torch.inference_mode()
+    def forward(self, batch: PackedBatch) -> torch.Tensor:
+        B, L = batch.num_seqs, batch.max_seqlen
+        lengths = torch.tensor(batch.lengths, device=self.device)
+        real = torch.arange(L, device=self.device)[None, :] < lengths[:, None]       # [B, L]
+        ids = torch.full((B, L), self.pad_id, dtype=torch.long, device=self.device)
+        ids[real] = batch.input_ids
+        kwargs = {"input_ids": ids, "attention_mask": real.long()}
+        if batch.token_type_ids is not None:
+            tt = torch.zeros_like(ids)
+            tt[real] = batch.token_type_ids
+            kwargs["token_type_ids"] = tt
+        hidden = self.model(**kwargs).last_hidden_state                              # [B, L, H]
+        return hidden[real]

