@@ -1,0 +1,342 @@
+"""The Sink contract: one interface over Chroma, Qdrant, Weaviate and LanceDB.
+
+    sink = open_sink({"type": "lancedb", "uri": "/data/lance", "collection": "docs"})
+    sink.ensure(schema)                      # create the collection, or check it matches
+    result = sink.upsert(records)            # idempotent; per-item ok / failed with a reason
+    sink.delete(ids=[...]) ; sink.delete(where={"source": "a.pdf"})
+    hits = sink.search(vector, vector_name="dense", where={"lang": "en"}, limit=10)
+    sink.count() ; sink.close()
+
+`upsert` checks every record against the schema first (ids, vector names, kinds, dimensions, metadata): a
+record that does not fit fails with its reason and the others are written. Valid records go out in batches
+of `batch_size`; when the database refuses a whole batch, the batch is split in halves until the records it
+refuses are isolated, so one bad record cannot sink its neighbours. A refused connection is not an item
+failure: it raises `ConnectorError(code="backend_error")`.
+
+Scores in hits are "higher is nearer": cosine similarity for cosine, the dot product for dot (and for
+sparse vectors), minus the squared L2 distance for l2, the MaxSim sum for multivectors, and the fusion
+score (RRF) for hybrid queries.
+
+The collection remembers the schema it was created with (collection metadata, or the table's Arrow
+metadata), so `ensure()` without a schema reopens it, and `ensure(other_schema)` fails instead of mixing
+incompatible vectors. Subclasses implement the `_`-prefixed hooks; they never see an invalid record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from connectors.config import SinkConfig, parse_config
+from connectors.errors import ConnectorError
+from connectors.filters import Node, parse_where
+from connectors.ids import is_canonical_uuid
+from connectors.records import Prepared, Record, Schema, SparseVector, check_vector, prepare
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    id: str | None
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """One ItemResult per input record, in input order."""
+
+    items: tuple[ItemResult, ...]
+
+    @property
+    def written(self) -> int:
+        return sum(item.ok for item in self.items)
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [item for item in self.items if not item.ok]
+
+    @property
+    def ok(self) -> bool:
+        return all(item.ok for item in self.items)
+
+    def raise_for_failures(self) -> None:
+        if not self.ok:
+            first = self.failed[0]
+            raise ConnectorError(f"{len(self.failed)} of {len(self.items)} records failed; first: record "
+                                 f"{first.index} ({first.id}): {first.error}", field=f"records[{first.index}]",
+                                 code="invalid_query")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A checked query: one vector (or several, for a fused hybrid query) by name."""
+
+    vectors: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]
+    where: Node | None
+    limit: int
+
+
+class Sink(ABC):
+    """Subclasses set `type`, `config_class`, what they can store / search, and implement the hooks."""
+
+    type: ClassVar[str]
+    config_class: ClassVar[type[SinkConfig]]
+    stores: ClassVar[frozenset[str]] = frozenset({"dense"})
+    searches: ClassVar[frozenset[str]] = frozenset({"dense"})
+    hybrid: ClassVar[bool] = False
+
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+        self._schema: Schema | None = None
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sink:
+        return cls(parse_config(raw, cls.config_class, env))
+
+    # -- the contract ------------------------------------------------------------------------------
+    def ensure(self, schema: Schema | Mapping[str, Any] | None = None) -> Schema:
+        """Create the collection for `schema`, or check the existing one matches; None reopens it."""
+        wanted = Schema.parse(schema) if schema is not None else None
+        if wanted is not None:
+            self.check_schema(wanted)
+        if self._exists():
+            stored = self._read_schema()
+            if wanted is None:
+                if stored is None:
+                    raise ConnectorError(f"sink.collection: {self.config.collection!r} exists but was not created "
+                                         "by sie (no stored schema); pass its schema to ensure()",
+                                         field="sink.collection", code="schema_mismatch")
+                self.check_schema(stored)
+                wanted = stored
+            elif stored is not None and stored != wanted:
+                raise ConnectorError(f"sink.collection: {self.config.collection!r} holds {stored.describe()}; "
+                                     f"asked for {wanted.describe()}. Use another collection or drop this one",
+                                     field="sink.collection", code="schema_mismatch")
+            self._opened(wanted)
+        else:
+            if wanted is None:
+                raise ConnectorError(f"sink.collection: {self.type} collection {self.config.collection!r} does not "
+                                     "exist; pass a schema to ensure() to create it",
+                                     field="sink.collection", code="collection_missing")
+            self._create(wanted)
+        self._schema = wanted
+        return wanted
+
+    def upsert(self, records: Iterable[Record]) -> WriteResult:
+        """Insert or replace each record by id. Never raises for a bad record: see the WriteResult."""
+        schema = self.schema
+        records = list(records)
+        results: list[ItemResult | None] = [None] * len(records)
+        ready: list[tuple[int, Prepared]] = []
+        first_index: dict[str, int] = {}
+        for i, record in enumerate(records):
+            item = prepare(record, schema)
+            if isinstance(item, Prepared):
+                item = self._problem(item) or item
+            if isinstance(item, Prepared) and item.id in first_index:
+                item = f"duplicate id: record {first_index[item.id]} in this call has the same id"
+            if isinstance(item, str):
+                results[i] = ItemResult(i, getattr(record, "id", None), False, item)
+            else:
+                first_index[item.id] = i
+                ready.append((i, item))
+        size = self.batch_size
+        for start in range(0, len(ready), size):
+            self._write_isolating(ready[start:start + size], results)
+        return WriteResult(tuple(r for r in results if r is not None))
+
+    def delete(self, *, ids: Sequence[str] | None = None, where: Mapping[str, Any] | None = None) -> None:
+        """Delete by ids, or by a `where` filter (see connectors.filters). Missing ids are not an error."""
+        if (ids is None) == (where is None):
+            raise ConnectorError("delete takes exactly one of ids= or where=", field="ids", code="invalid_query")
+        self.schema  # noqa: B018 - opens the collection
+        if ids is not None:
+            ids = list(ids)
+            bad = next((x for x in ids if not is_canonical_uuid(x)), None)
+            if bad is not None:
+                raise ConnectorError(f"ids: {bad!r} is not a canonical UUID string", field="ids", code="invalid_query")
+            if ids:
+                self._delete_ids(ids)
+        else:
+            node = parse_where(where)
+            self._delete_where(node)
+
+    def search(self, query: Any, *, vector_name: str | None = None, where: Mapping[str, Any] | None = None,
+               limit: int = 10) -> list[Hit]:
+        """Nearest records to `query`, best first.
+
+        `query` is a dense vector (1-D), a multivector (2-D), a SparseVector, or a dict {vector name: vector}
+        to fuse several searches (hybrid; Qdrant only). `vector_name` may be left out when only one of the
+        schema's vectors has the query's kind.
+        """
+        schema = self.schema
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ConnectorError(f"limit must be an integer in 1..{MAX_LIMIT}, got {limit!r}", field="limit",
+                                 code="invalid_query")
+        node = parse_where(where)
+        if isinstance(query, Mapping) and query and all(isinstance(k, str) for k in query):
+            if vector_name is not None:
+                raise ConnectorError("vector_name: not used with a {name: vector} query", field="vector_name",
+                                     code="invalid_query")
+            if len(query) > 1 and not self.hybrid:
+                raise ConnectorError(f"query: {self.type} cannot fuse several vectors in one search (hybrid); "
+                                     "supported by: qdrant. Search one vector name at a time",
+                                     field="query", code="unsupported")
+            vectors = {name: self._query_vector(value, name, schema) for name, value in query.items()}
+        else:
+            name = vector_name or self._infer_name(query, schema)
+            vectors = {name: self._query_vector(query, name, schema)}
+        return self._search(SearchRequest(vectors, node, limit))
+
+    def count(self) -> int:
+        self.schema  # noqa: B018 - opens the collection
+        return self._count()
+
+    def drop(self) -> None:
+        """Delete the whole collection (not part of the write path; for tests and rebuilds)."""
+        if self._exists():
+            self._drop()
+        self._schema = None
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema:
+        """The collection's schema, reopening the collection on first use."""
+        if self._schema is None:
+            self.ensure()
+        assert self._schema is not None
+        return self._schema
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.effective_batch_size
+
+    def check_schema(self, schema: Schema) -> None:
+        """Fail with what this database supports when the schema asks for more."""
+        for name, spec in schema.vectors.items():
+            if spec.kind not in self.stores:
+                raise ConnectorError(f"schema.vectors.{name}: {self.type} cannot store {spec.kind} vectors; it "
+                                     f"stores {', '.join(sorted(self.stores))}", field=f"schema.vectors.{name}",
+                                     code="unsupported")
+
+    def _write_isolating(self, batch: list[tuple[int, Prepared]], results: list[ItemResult | None]) -> None:
+        try:
+            refused = self._write([item for _, item in batch])
+        except ConnectorError:
+            raise
+        except Exception as e:  # the databases' own error types vary; classified below
+            if self._is_unreachable(e):
+                raise ConnectorError(f"{self.type} is unreachable: {type(e).__name__}: {e}",
+                                     field="sink", code="backend_error") from e
+            if len(batch) == 1:
+                index, item = batch[0]
+                results[index] = ItemResult(index, item.id, False, f"{self.type} refused it: {type(e).__name__}: {e}")
+                return
+            half = len(batch) // 2
+            self._write_isolating(batch[:half], results)
+            self._write_isolating(batch[half:], results)
+            return
+        for index, item in batch:
+            reason = refused.get(item.id)
+            results[index] = ItemResult(index, item.id, reason is None, reason)
+
+    def _infer_name(self, query: Any, schema: Schema) -> str:
+        shape: tuple[int, ...] = ()
+        if isinstance(query, (SparseVector, Mapping)):
+            kind = "sparse"
+        else:
+            try:
+                shape = np.shape(query)
+            except ValueError:  # ragged rows: check_vector reports it once a name is known
+                pass
+            kind = "multivector" if len(shape) == 2 else "dense"
+        names = schema.names(kind)
+        if len(names) > 1 and shape:  # several of that kind: the dimension may still tell
+            names = [n for n in names if schema.vectors[n].dim == shape[-1]] or names
+        if len(names) == 1:
+            return names[0]
+        raise ConnectorError(f"vector_name: needed, the schema has {len(names)} {kind} vectors "
+                             f"({', '.join(names) or 'none'}); it declares {schema.describe()}",
+                             field="vector_name", code="invalid_query")
+
+    def _query_vector(self, value: Any, name: str, schema: Schema) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        spec = schema.vectors.get(name)
+        if spec is None:
+            raise ConnectorError(f"vector_name: {name!r} is not in the schema ({schema.describe()})",
+                                 field="vector_name", code="invalid_query")
+        if spec.kind not in self.searches:
+            raise ConnectorError(f"vector_name: {self.type} cannot search {spec.kind} vectors ({name!r}); it "
+                                 f"searches {', '.join(sorted(self.searches))}", field="vector_name",
+                                 code="unsupported")
+        if spec.kind == "multivector" and not isinstance(value, SparseVector) and np.ndim(value) == 1:
+            value = [value]  # one query vector against token vectors
+        checked = check_vector(value, spec, f"query for {name!r}")
+        if isinstance(checked, str):
+            raise ConnectorError(checked, field="query", code="invalid_query")
+        return checked
+
+    # -- database hooks ----------------------------------------------------------------------------
+    def _problem(self, record: Prepared) -> str | None:
+        """A database-specific reason this (schema-valid) record cannot be written, or None."""
+        return None
+
+    def _opened(self, schema: Schema) -> None:  # noqa: B027 - optional hook
+        """Called when an existing collection is reopened (cache handles, check compatibility)."""
+
+    def _is_unreachable(self, error: Exception) -> bool:
+        return isinstance(error, (ConnectionError, TimeoutError))
+
+    @abstractmethod
+    def _exists(self) -> bool: ...
+
+    @abstractmethod
+    def _read_schema(self) -> Schema | None: ...
+
+    @abstractmethod
+    def _create(self, schema: Schema) -> None: ...
+
+    @abstractmethod
+    def _write(self, records: list[Prepared]) -> dict[str, str]:
+        """Upsert one batch; return {id: reason} for records the database refused (others are written)."""
+
+    @abstractmethod
+    def _delete_ids(self, ids: list[str]) -> None: ...
+
+    @abstractmethod
+    def _delete_where(self, where: Node | None) -> None: ...
+
+    @abstractmethod
+    def _search(self, request: SearchRequest) -> list[Hit]: ...
+
+    @abstractmethod
+    def _count(self) -> int: ...
+
+    @abstractmethod
+    def _drop(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...

@@ -1,0 +1,98 @@
+"""Sink configuration: a YAML dict, validated by pydantic with unknown keys refused.
+
+    sink:
+      type: qdrant                  # chroma | qdrant | weaviate | lancedb
+      collection: docs
+      url: https://qdrant.example:6333
+      api_key: ${QDRANT_API_KEY}    # secrets only as ${ENV_VAR} references
+      batch_size: 256
+
+Any string may contain `${NAME}` references, replaced from the environment before validation; a reference
+to an unset variable fails naming the key. Secret keys (`api_key`) must be exactly one `${NAME}` reference,
+never a literal, so configs can be committed. Each sink module defines its config as a subclass of
+`SinkConfig`; errors name the key as `sink.<key>` and list the valid options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from connectors.errors import ConnectorError
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_KEYS = frozenset({"api_key"})
+
+
+class SinkConfig(BaseModel):
+    """Keys every sink takes. Subclasses add their connection keys and set `default_batch_size`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default_batch_size: ClassVar[int] = 500
+
+    type: str
+    collection: str = Field(min_length=1, max_length=255, description="Collection / table name.")
+    batch_size: int | None = Field(None, gt=0, le=100_000, description="Records per write request.")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size or self.default_batch_size
+
+    @staticmethod
+    def secret(value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
+
+
+def resolve_env(raw: Any, env: Mapping[str, str], path: str = "sink") -> Any:
+    """`raw` with every `${NAME}` replaced from `env`; secret keys must be a single reference."""
+    if isinstance(raw, Mapping):
+        out = {}
+        for key, value in raw.items():
+            sub = f"{path}.{key}"
+            if key in SECRET_KEYS and value is not None and not (isinstance(value, str) and ENV_REF.fullmatch(value)):
+                raise ConnectorError(f"{sub} is a secret: give it as an ${{ENV_VAR}} reference, not a literal value",
+                                     field=sub)
+            out[key] = resolve_env(value, env, sub)
+        return out
+    if isinstance(raw, list):
+        return [resolve_env(item, env, f"{path}[{i}]") for i, item in enumerate(raw)]
+    if isinstance(raw, str):
+        def substitute(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConnectorError(f"{path} references ${{{name}}}, but the environment variable {name} is not set",
+                                     field=path)
+            return env[name]
+        return ENV_REF.sub(substitute, raw)
+    return raw
+
+
+def parse_config(raw: Mapping[str, Any], config_class: type[SinkConfig],
+                 env: Mapping[str, str] | None = None) -> SinkConfig:
+    """Validated config; every problem is reported in one ConnectorError naming the first bad key."""
+    resolved = resolve_env(raw, os.environ if env is None else env)
+    try:
+        return config_class.model_validate(resolved)
+    except ValidationError as e:
+        raise _config_error(e, config_class, resolved) from None
+
+
+def _config_error(error: ValidationError, config_class: type[SinkConfig], raw: Mapping[str, Any]) -> ConnectorError:
+    kind = raw.get("type", "?")
+    valid = ", ".join(sorted(name for name in config_class.model_fields))
+    lines, first = [], None
+    for err in error.errors():
+        key = "sink." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "sink"
+        first = first or key
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown option for sink type {kind}; valid options: {valid}")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required for sink type {kind}")
+        else:
+            shown = "<secret>" if err["loc"] and err["loc"][-1] in SECRET_KEYS else repr(err.get("input"))
+            lines.append(f"{key}: {err['msg']} (got {shown})")
+    return ConnectorError("; ".join(lines), field=first)
