@@ -1,0 +1,185 @@
+"""Chroma sink (chromadb 1.x): embedded (`path`), server (`url`), or in-memory (neither).
+
+    {"type": "chroma", "collection": "docs", "path": "/data/chroma"}
+    {"type": "chroma", "collection": "docs", "url": "http://chroma:8000", "api_key": "${CHROMA_TOKEN}"}
+
+What Chroma can hold: ONE dense embedding per collection, compared by cosine, dot (`ip`) or l2. A schema
+asking for several vectors, sparse or multivector fails at `ensure` saying so. Embeddings are always passed
+explicitly and collections are created with `embedding_function=None`: Chroma's default function would
+download a model. Writes go in batches no larger than the client's `get_max_batch_size()`.
+
+Metadata flattening (Chroma metadata values must be scalars):
+  * nested dicts become dotted keys: `{"source": {"page": 3}}` is stored as `{"source.page": 3}`, and a
+    filter on `"source.page"` finds it;
+  * lists are stored as their canonical JSON string (`"[1,2]"`); the keys holding such strings are listed
+    under `_sie_json`, so reading back gives the lists again (they are not filterable);
+  * None values and empty dicts are dropped; a record with no metadata left is stored without metadata.
+The schema the collection was created with is kept in the collection metadata under `_sie_schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, field_validator, model_validator
+
+from connectors.base import Hit, SearchRequest, Sink
+from connectors.config import SinkConfig
+from connectors.errors import ConnectorError
+from connectors.filters import And, Condition, Node
+from connectors.metadata import flatten_for_store, unflatten
+from connectors.records import Prepared, Schema
+
+SCHEMA_KEY = "_sie_schema"
+SPACES = {"cosine": "cosine", "dot": "ip", "l2": "l2"}
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+class ChromaConfig(SinkConfig):
+    default_batch_size: ClassVar[int] = 1000
+
+    type: Literal["chroma"]
+    path: str | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+
+    @field_validator("collection")
+    @classmethod
+    def _chroma_name(cls, name: str) -> str:
+        if not NAME.match(name) or ".." in name:
+            raise ValueError("Chroma collection names are 3-512 characters from [a-zA-Z0-9._-], starting and "
+                             "ending with a letter or digit")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("url must look like http://host:port or https://host")
+        return url
+
+    @model_validator(mode="after")
+    def _one_location(self) -> ChromaConfig:
+        if self.path and self.url:
+            raise ValueError("give path (embedded) or url (server), not both")
+        return self
+
+
+class ChromaSink(Sink):
+    type = "chroma"
+    config_class = ChromaConfig
+    stores = frozenset({"dense"})
+    searches = frozenset({"dense"})
+
+    def __init__(self, config: ChromaConfig) -> None:
+        super().__init__(config)
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        common: dict[str, Any] = {"settings": settings, "tenant": config.tenant, "database": config.database}
+        if config.url:
+            parts = urlsplit(config.url)
+            secure = parts.scheme == "https"
+            headers = {"x-chroma-token": self.config.secret(config.api_key)} if config.api_key else None
+            self.client = chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if secure else 8000),
+                                              ssl=secure, headers=headers, **common)
+        elif config.path:
+            self.client = chromadb.PersistentClient(path=config.path, **common)
+        else:
+            self.client = chromadb.EphemeralClient(**common)
+        self._collection: Any = None
+
+    def check_schema(self, schema: Schema) -> None:
+        if len(schema.vectors) != 1 or schema.names("dense") != list(schema.vectors):
+            raise ConnectorError(f"schema: Chroma stores one dense embedding per collection; the schema asks for "
+                                 f"{schema.describe()}. Use qdrant, weaviate or lancedb for several named, sparse "
+                                 "or multivector vectors", field="schema.vectors", code="unsupported")
+
+    @property
+    def batch_size(self) -> int:
+        return min(super().batch_size, self.client.get_max_batch_size())
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def _exists(self) -> bool:
+        from chromadb.errors import NotFoundError
+
+        try:
+            self._collection = self.client.get_collection(self.config.collection, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return False
+        return True
+
+    def _read_schema(self) -> Schema | None:
+        stored = (self._collection.metadata or {}).get(SCHEMA_KEY)
+        return Schema.model_validate_json(stored) if stored else None
+
+    def _create(self, schema: Schema) -> None:
+        spec = next(iter(schema.vectors.values()))
+        self._collection = self.client.get_or_create_collection(
+            self.config.collection, embedding_function=None, metadata={SCHEMA_KEY: schema.to_json()},
+            configuration={"hnsw": {"space": SPACES[spec.distance]}})
+
+    def _write(self, records: list[Prepared]) -> dict[str, str]:
+        name = next(iter(self.schema.vectors))
+        self._collection.upsert(
+            ids=[r.id for r in records],
+            embeddings=[r.vectors[name] for r in records],
+            documents=[r.text for r in records],
+            metadatas=[flatten_for_store(r.metadata) or None for r in records])
+        return {}
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), self.batch_size):
+            self._collection.delete(ids=ids[start:start + self.batch_size])
+
+    def _delete_where(self, where: Node | None) -> None:
+        self._collection.delete(where=to_chroma_where(where))
+
+    def _search(self, request: SearchRequest) -> list[Hit]:
+        (name, vector), = request.vectors.items()
+        result = self._collection.query(query_embeddings=[vector], n_results=request.limit,
+                                        where=to_chroma_where(request.where) if request.where else None,
+                                        include=["documents", "metadatas", "distances"])
+        distance = self.schema.vectors[name].distance
+        return [Hit(id=i, score=_score(d, distance), text=doc or "", metadata=unflatten(meta))
+                for i, doc, meta, d in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                                           result["distances"][0], strict=True)]
+
+    def _count(self) -> int:
+        return self._collection.count()
+
+    def _drop(self) -> None:
+        self.client.delete_collection(self.config.collection)
+        self._collection = None
+
+    def _close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
+    def _is_unreachable(self, error: Exception) -> bool:
+        import httpx
+
+        return super()._is_unreachable(error) or isinstance(error, httpx.TransportError)
+
+
+def _score(distance: float, metric: str) -> float:
+    """Chroma reports distances: cosine 1-cos, ip 1-dot, l2 squared L2."""
+    return -float(distance) if metric == "l2" else 1.0 - float(distance)
+
+
+def to_chroma_where(node: Node | None) -> dict[str, Any] | None:
+    """The filter in Chroma's `where` syntax (dotted fields are the flattened metadata keys)."""
+    if node is None:
+        return None
+    if isinstance(node, Condition):
+        value = list(node.value) if isinstance(node.value, tuple) else node.value
+        return {node.field: {node.op: value}}
+    return {"$and" if isinstance(node, And) else "$or": [to_chroma_where(part) for part in node.parts]}

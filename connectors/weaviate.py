@@ -1,0 +1,183 @@
+"""Weaviate sink (client v4) against a Weaviate server.
+
+    {"type": "weaviate", "collection": "Docs", "url": "http://weaviate:8080", "api_key": "${WEAVIATE_API_KEY}"}
+    {"type": "weaviate", "collection": "Docs", "url": "https://w.example", "grpc_url": "grpcs://w-grpc.example:443"}
+
+Dense and multivector named vectors, UUID ids, filters on scalar metadata (see `weaviate_mapping` for the
+exact object layout). Writes go through `collection.batch.fixed_size(...)`; after each batch the sink reads
+`collection.batch.failed_objects` and reports those records as failed with Weaviate's message: a batch
+request that returns 200 can still have refused some objects. No sparse vectors (Weaviate cannot take
+user-provided ones) and no fused hybrid queries: both fail with a message saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, field_validator
+
+from connectors.base import Hit, SearchRequest, Sink
+from connectors.config import SinkConfig
+from connectors.errors import ConnectorError
+from connectors.filters import Node, fields
+from connectors.records import Prepared, Schema
+
+COLLECTION = re.compile(r"^[A-Za-z][_0-9A-Za-z]*$")
+DELETE_CHUNK = 1000
+
+
+class WeaviateConfig(SinkConfig):
+    default_batch_size: ClassVar[int] = 200
+
+    type: Literal["weaviate"]
+    url: str
+    grpc_url: str | None = None
+    api_key: SecretStr | None = None
+
+    @field_validator("collection")
+    @classmethod
+    def _class_name(cls, name: str) -> str:
+        if not COLLECTION.match(name):
+            raise ValueError("Weaviate collection names match [A-Za-z][_0-9A-Za-z]* (a GraphQL class name)")
+        return name
+
+    @field_validator("url", "grpc_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None and (urlsplit(url).scheme not in ("http", "https", "grpc", "grpcs")
+                                or not urlsplit(url).hostname):
+            raise ValueError("expected scheme://host[:port] with scheme http, https (url) or grpc, grpcs (grpc_url)")
+        return url
+
+
+def connection_params(config: WeaviateConfig) -> dict[str, Any]:
+    """Arguments for `weaviate.connect_to_custom`: gRPC defaults to the HTTP host on port 50051."""
+    http = urlsplit(config.url)
+    http_secure = http.scheme == "https"
+    grpc = urlsplit(config.grpc_url) if config.grpc_url else None
+    grpc_secure = grpc.scheme in ("grpcs", "https") if grpc else http_secure
+    return {"http_host": http.hostname, "http_port": http.port or (443 if http_secure else 80),
+            "http_secure": http_secure, "grpc_host": grpc.hostname if grpc else http.hostname,
+            "grpc_port": (grpc.port if grpc and grpc.port else (443 if grpc and grpc_secure else 50051)),
+            "grpc_secure": grpc_secure}
+
+
+class WeaviateSink(Sink):
+    type = "weaviate"
+    config_class = WeaviateConfig
+    stores = frozenset({"dense", "multivector"})
+    searches = frozenset({"dense", "multivector"})
+
+    def __init__(self, config: WeaviateConfig) -> None:
+        super().__init__(config)
+        import weaviate
+        from weaviate.classes.init import Auth
+
+        from connectors import weaviate_mapping
+
+        self.mapping = weaviate_mapping
+        key = self.config.secret(config.api_key)
+        self.client = weaviate.connect_to_custom(**connection_params(config),
+                                                 auth_credentials=Auth.api_key(key) if key else None)
+        self.name = weaviate_mapping.collection_name(config.collection)
+        self.collection = self.client.collections.use(self.name)
+        self._properties: set[str] = set()
+
+    def check_schema(self, schema: Schema) -> None:
+        sparse = schema.names("sparse")
+        if sparse:
+            raise ConnectorError(f"schema.vectors.{sparse[0]}: Weaviate cannot store user-provided sparse vectors "
+                                 "(its keyword search is BM25 over text); use qdrant for sparse, or drop it",
+                                 field=f"schema.vectors.{sparse[0]}", code="unsupported")
+        super().check_schema(schema)
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def _exists(self) -> bool:
+        return self.client.collections.exists(self.name)
+
+    def _read_schema(self) -> Schema | None:
+        config = self.collection.config.get()
+        self._properties = {p.name for p in config.properties}
+        return self.mapping.schema_from_description(config.description)
+
+    def _create(self, schema: Schema) -> None:
+        m = self.mapping
+        self.client.collections.create(self.name, description=m.describe(schema), properties=m.base_properties(),
+                                       vector_config=m.vector_config(schema))
+        self._properties = {m.TEXT, m.META}
+
+    def _write(self, records: list[Prepared]) -> dict[str, str]:
+        objects = [self.mapping.to_data_object(r) for r in records]
+        self._add_properties(objects)
+        with self.collection.batch.fixed_size(batch_size=len(objects), concurrent_requests=1) as batch:
+            for obj in objects:
+                batch.add_object(properties=obj.properties, uuid=obj.uuid, vector=obj.vector)
+        return self.mapping.failures_from(self.collection.batch.failed_objects)
+
+    def _add_properties(self, objects: list[Any]) -> None:
+        from weaviate.exceptions import WeaviateBaseError
+
+        for prop in self.mapping.new_properties(objects, self._properties):
+            try:
+                self.collection.config.add_property(prop)
+            except WeaviateBaseError:  # another writer added it meanwhile: reload and go on
+                self._read_schema()
+                if prop.name not in self._properties:
+                    raise
+            self._properties.add(prop.name)
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        from weaviate.classes.query import Filter
+
+        for start in range(0, len(ids), DELETE_CHUNK):
+            self.collection.data.delete_many(where=Filter.by_id().contains_any(ids[start:start + DELETE_CHUNK]))
+
+    def _delete_where(self, where: Node | None) -> None:
+        where = self._prune(where)
+        if where is not None:
+            self.collection.data.delete_many(where=self.mapping.to_filter(where))
+
+    def _search(self, request: SearchRequest) -> list[Hit]:
+        from weaviate.classes.query import MetadataQuery
+
+        m = self.mapping
+        where = self._prune(request.where) if request.where is not None else None
+        if request.where is not None and where is None:
+            return []
+        (name, vector), = request.vectors.items()
+        spec = self.schema.vectors[name]
+        response = self.collection.query.near_vector(
+            near_vector=vector.tolist(), target_vector=name, limit=request.limit,
+            filters=m.to_filter(where) if where is not None else None,
+            return_metadata=MetadataQuery(distance=True), return_properties=[m.TEXT, m.META])
+        return [Hit(id=str(o.uuid), score=m.score(o.metadata.distance, spec.distance, spec.kind),
+                    text=o.properties.get(m.TEXT) or "", metadata=json.loads(o.properties.get(m.META) or "{}"))
+                for o in response.objects]
+
+    def _prune(self, where: Node | None) -> Node | None:
+        """The filter without conditions on properties no record has brought yet (None: nothing matches).
+
+        Weaviate refuses filters on properties it does not know; such a condition matches no record.
+        """
+        names = {self.mapping.property_name(f) for f in fields(where)} - {None}
+        if not names <= self._properties:
+            self._read_schema()  # another writer may have added them
+        return self.mapping.prune_unknown(where, self._properties)
+
+    def _count(self) -> int:
+        return self.collection.aggregate.over_all(total_count=True).total_count or 0
+
+    def _drop(self) -> None:
+        self.client.collections.delete(self.name)
+        self._properties = set()
+
+    def _close(self) -> None:
+        self.client.close()
+
+    def _is_unreachable(self, error: Exception) -> bool:
+        from weaviate.exceptions import WeaviateConnectionError
+
+        return super()._is_unreachable(error) or isinstance(error, WeaviateConnectionError)
