@@ -103,6 +103,7 @@ class Sink(ABC):
     def __init__(self, config: SinkConfig) -> None:
         self.config = config
         self._schema: Schema | None = None
+        self.closed = False
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sink:
@@ -214,7 +215,10 @@ class Sink(ABC):
         self._schema = None
 
     def close(self) -> None:
-        self._close()
+        """Release the client; idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._close()
 
     def __enter__(self) -> Sink:
         return self

@@ -14,6 +14,8 @@ Metadata flattening (Chroma metadata values must be scalars):
   * lists are stored as their canonical JSON string (`"[1,2]"`); the keys holding such strings are listed
     under `_sie_json`, so reading back gives the lists again (they are not filterable);
   * None values and empty dicts are dropped; a record with no metadata left is stored without metadata.
+An upsert replaces the stored metadata: Chroma's own upsert merges new keys into old ones, so the sink reads
+the stored keys of the batch first and removes those the new version lacks.
 The schema the collection was created with is kept in the collection metadata under `_sie_schema`.
 """
 
@@ -128,11 +130,17 @@ class ChromaSink(Sink):
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         name = next(iter(self.schema.vectors))
-        self._collection.upsert(
-            ids=[r.id for r in records],
-            embeddings=[r.vectors[name] for r in records],
-            documents=[r.text for r in records],
-            metadatas=[flatten_for_store(r.metadata) or None for r in records])
+        ids = [r.id for r in records]
+        # Chroma's upsert merges metadata into the stored record; a replace must name the keys to remove.
+        stored = self._collection.get(ids=ids, include=["metadatas"])
+        old_keys = {i: set(m or ()) for i, m in zip(stored["ids"], stored["metadatas"], strict=True)}
+        metadatas = []
+        for r in records:
+            flat: dict[str, Any] = flatten_for_store(r.metadata)
+            flat.update({key: None for key in old_keys.get(r.id, ()) if key not in flat})
+            metadatas.append(flat or None)
+        self._collection.upsert(ids=ids, embeddings=[r.vectors[name] for r in records],
+                                documents=[r.text for r in records], metadatas=metadatas)
         return {}
 
     def _delete_ids(self, ids: list[str]) -> None:

@@ -20,6 +20,7 @@ cannot search them, which `search` says. `where` filters become SQL over the JSO
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -60,7 +61,8 @@ class LanceDBSink(Sink):
             options["api_key"] = self.config.secret(config.api_key)
         if config.region:
             options["region"] = config.region
-        self.db = lancedb.connect(config.uri, **options)
+        # Interval 0: every read checks for the latest table version, so a long-lived sink sees other writers.
+        self.db = lancedb.connect(config.uri, read_consistency_interval=timedelta(0), **options)
         self._table: Any = None
 
     def check_schema(self, schema: Schema) -> None:
