@@ -1,0 +1,121 @@
+"""Sink configuration from YAML dicts: the registry, unknown / missing / wrong keys, ${ENV_VAR} secrets."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from connectors import SINKS, ConnectorError, load_config, open_sink, sink_class
+from connectors.chroma import ChromaConfig, ChromaSink
+from connectors.lancedb import LanceDBSink
+from connectors.qdrant import QdrantConfig, QdrantSink
+from connectors.weaviate import WeaviateConfig, WeaviateSink, connection_params
+
+
+def error(raw, env=None) -> ConnectorError:
+    with pytest.raises(ConnectorError) as err:
+        load_config(raw, env or {})
+    return err.value
+
+
+def test_registry_maps_every_type_to_its_class():
+    assert sorted(SINKS) == ["chroma", "lancedb", "qdrant", "weaviate"]
+    assert [sink_class(t) for t in ("chroma", "lancedb", "qdrant", "weaviate")] == \
+        [ChromaSink, LanceDBSink, QdrantSink, WeaviateSink]
+
+
+def test_unknown_or_missing_type_lists_the_valid_ones():
+    for raw in ({"type": "pinecone", "collection": "x"}, {"collection": "x"}):
+        err = error(raw)
+        assert err.field == "sink.type"
+        assert "chroma, lancedb, qdrant, weaviate" in err.message
+
+
+def test_missing_collection_names_the_key():
+    err = error({"type": "qdrant"})
+    assert err.field == "sink.collection" and "required for sink type qdrant" in err.message
+
+
+def test_unknown_option_lists_the_valid_options():
+    err = error({"type": "chroma", "collection": "docs", "pathh": "/x"})
+    assert err.field == "sink.pathh"
+    assert "unknown option" in err.message and "path" in err.message and "url" in err.message
+
+
+def test_wrong_types_name_the_key_and_the_value():
+    err = error({"type": "lancedb", "collection": "docs", "uri": "/x", "batch_size": "many"})
+    assert err.field == "sink.batch_size" and "'many'" in err.message
+    err = error({"type": "lancedb", "collection": "docs", "uri": "/x", "batch_size": 0})
+    assert err.field == "sink.batch_size" and "greater than 0" in err.message
+    err = error({"type": "qdrant", "collection": ["a"]})
+    assert err.field == "sink.collection"
+
+
+def test_database_specific_rules_name_the_key():
+    err = error({"type": "chroma", "collection": "x"})
+    assert err.field == "sink.collection" and "3-512 characters" in err.message
+    err = error({"type": "chroma", "collection": "docs", "path": "/a", "url": "http://h:1"})
+    assert "not both" in err.message
+    err = error({"type": "weaviate", "collection": "my-docs", "url": "http://w:8080"})
+    assert err.field == "sink.collection" and "[A-Za-z][_0-9A-Za-z]*" in err.message
+    err = error({"type": "weaviate", "collection": "Docs", "url": "w:8080"})
+    assert err.field == "sink.url"
+
+
+def test_env_references_are_resolved_and_unset_ones_fail_naming_the_key():
+    raw = yaml.safe_load("""
+        type: qdrant
+        collection: ${PREFIX}_docs
+        url: http://${QHOST}:6333
+        api_key: ${QKEY}
+    """)
+    config = load_config(raw, {"PREFIX": "prod", "QHOST": "qdrant", "QKEY": "s3cret"})
+    assert isinstance(config, QdrantConfig)
+    assert config.collection == "prod_docs" and config.url == "http://qdrant:6333"
+    assert config.secret(config.api_key) == "s3cret" and "s3cret" not in repr(config)
+    err = error(raw, {"PREFIX": "prod", "QHOST": "qdrant"})
+    assert err.field == "sink.api_key" and "QKEY" in err.message and "not set" in err.message
+
+
+def test_secrets_must_be_env_references():
+    err = error({"type": "qdrant", "collection": "docs", "url": "http://q:6333", "api_key": "plain-text-key"})
+    assert err.field == "sink.api_key" and "${ENV_VAR}" in err.message
+    assert "plain-text-key" not in err.message
+
+
+def test_defaults_and_batch_sizes():
+    chroma = load_config({"type": "chroma", "collection": "docs"}, {})
+    assert isinstance(chroma, ChromaConfig) and chroma.path is None and chroma.url is None
+    assert chroma.effective_batch_size == 1000
+    assert load_config({"type": "qdrant", "collection": "d", "batch_size": 64}, {}).effective_batch_size == 64
+
+
+def test_open_sink_gives_a_working_sink(tmp_path):
+    with open_sink({"type": "lancedb", "collection": "docs", "uri": str(tmp_path)}) as sink:
+        assert isinstance(sink, LanceDBSink)
+        sink.ensure({"vectors": {"dense": {"dim": 2}}})
+        assert sink.count() == 0
+    assert sink.closed
+
+
+def test_weaviate_connection_params_from_urls():
+    plain = WeaviateConfig(type="weaviate", collection="Docs", url="http://localhost:8080")
+    assert connection_params(plain) == {"http_host": "localhost", "http_port": 8080, "http_secure": False,
+                                        "grpc_host": "localhost", "grpc_port": 50051, "grpc_secure": False}
+    cloud = WeaviateConfig(type="weaviate", collection="Docs", url="https://w.example",
+                           grpc_url="grpcs://grpc-w.example")
+    assert connection_params(cloud) == {"http_host": "w.example", "http_port": 443, "http_secure": True,
+                                        "grpc_host": "grpc-w.example", "grpc_port": 443, "grpc_secure": True}
+
+
+def test_schema_errors_name_the_key(tmp_path):
+    sink = open_sink({"type": "lancedb", "collection": "docs", "uri": str(tmp_path)})
+    with pytest.raises(ConnectorError) as err:
+        sink.ensure({"vectors": {"dense": {"kind": "dense"}}})
+    assert err.value.field == "schema.vectors.dense" and "need dim" in err.value.message
+    with pytest.raises(ConnectorError) as err:
+        sink.ensure({"vectors": {"dense": {"dim": 4, "size": 4}}})
+    assert err.value.field == "schema.vectors.dense.size"
+    with pytest.raises(ConnectorError) as err:
+        sink.ensure({"vectors": {"mv": {"kind": "multivector", "dim": 4, "distance": "dot"}}})
+    assert err.value.code == "unsupported" and "cosine only" in err.value.message
