@@ -5,7 +5,7 @@ Start at `connectors.base` (the contract), `connectors.records` (schema and reco
 that type is opened. This room imports nothing from `sie` or `pipelines`.
 """
 
-from connectors.base import Hit, ItemResult, Sink, WriteResult
+from connectors.base import Hit, ItemResult, Sink, Stored, WriteResult
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.ids import SIE_NAMESPACE, canonical_json, content_hash, record_id
@@ -15,7 +15,7 @@ from connectors.registry import SINKS, load_config, open_sink, sink_class
 
 __all__ = [
     "HASH", "KEY", "MODEL", "RESERVED_KEYS", "SIE_NAMESPACE", "SINKS", "VERSION",
-    "ConnectorError", "Hit", "ItemResult", "Record", "Schema", "Sink", "SinkConfig", "SparseVector",
+    "ConnectorError", "Hit", "ItemResult", "Record", "Schema", "Sink", "SinkConfig", "SparseVector", "Stored",
     "VectorSpec", "WriteResult", "canonical_json", "content_hash", "load_config", "make_record", "open_sink",
     "record_id", "sink_class",
 ]

@@ -5,6 +5,7 @@
     result = sink.upsert(records)            # idempotent; per-item ok / failed with a reason
     sink.delete(ids=[...]) ; sink.delete(where={"source": "a.pdf"})
     hits = sink.search(vector, vector_name="dense", where={"lang": "en"}, limit=10)
+    sink.get(ids)                            # {id: Stored(id, text, metadata)} for the ids that exist
     sink.count() ; sink.close()
 
 `upsert` checks every record against the schema first (ids, vector names, kinds, dimensions, metadata): a
@@ -78,6 +79,15 @@ class WriteResult:
 class Hit:
     id: str
     score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A record as the database holds it (vectors left out), as `get` returns it."""
+
+    id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -203,6 +213,19 @@ class Sink(ABC):
             name = vector_name or self._infer_name(query, schema)
             vectors = {name: self._query_vector(query, name, schema)}
         return self._search(SearchRequest(vectors, node, limit))
+
+    def get(self, ids: Sequence[str]) -> dict[str, Stored]:
+        """Stored text and metadata by id (missing ids are left out): how a pipeline reads `_sie_hash`,
+        `_sie_model` and `_sie_version` to skip unchanged work."""
+        self.schema  # noqa: B018 - opens the collection
+        ids = list(dict.fromkeys(ids))
+        bad = next((x for x in ids if not is_canonical_uuid(x)), None)
+        if bad is not None:
+            raise ConnectorError(f"ids: {bad!r} is not a canonical UUID string", field="ids", code="invalid_query")
+        found: dict[str, Stored] = {}
+        for start in range(0, len(ids), self.batch_size):
+            found.update((item.id, item) for item in self._get(ids[start:start + self.batch_size]))
+        return found
 
     def count(self) -> int:
         self.schema  # noqa: B018 - opens the collection
@@ -335,6 +358,9 @@ class Sink(ABC):
 
     @abstractmethod
     def _search(self, request: SearchRequest) -> list[Hit]: ...
+
+    @abstractmethod
+    def _get(self, ids: list[str]) -> list[Stored]: ...
 
     @abstractmethod
     def _count(self) -> int: ...

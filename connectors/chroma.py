@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from connectors.base import Hit, SearchRequest, Sink
+from connectors.base import Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node
@@ -97,6 +97,7 @@ class ChromaSink(Sink):
         else:
             self.client = chromadb.EphemeralClient(**common)
         self._collection: Any = None
+        self._max_batch: int | None = None
 
     def check_schema(self, schema: Schema) -> None:
         if len(schema.vectors) != 1 or schema.names("dense") != list(schema.vectors):
@@ -106,7 +107,9 @@ class ChromaSink(Sink):
 
     @property
     def batch_size(self) -> int:
-        return min(super().batch_size, self.client.get_max_batch_size())
+        if self._max_batch is None:
+            self._max_batch = self.client.get_max_batch_size()
+        return min(super().batch_size, self._max_batch)
 
     # -- hooks -------------------------------------------------------------------------------------
     def _exists(self) -> bool:
@@ -159,6 +162,11 @@ class ChromaSink(Sink):
         return [Hit(id=i, score=_score(d, distance), text=doc or "", metadata=unflatten(meta))
                 for i, doc, meta, d in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
                                            result["distances"][0], strict=True)]
+
+    def _get(self, ids: list[str]) -> list[Stored]:
+        got = self._collection.get(ids=ids, include=["documents", "metadatas"])
+        return [Stored(i, doc or "", unflatten(meta))
+                for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
 
     def _count(self) -> int:
         return self._collection.count()

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import SecretStr
 
-from connectors.base import Hit, SearchRequest, Sink
+from connectors.base import Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node, type_class
@@ -116,6 +116,11 @@ class LanceDBSink(Sink):
         rows_per_query = len(vector) if spec.kind == "multivector" else 1
         return [Hit(id=row["id"], score=_score(row["_distance"], spec.distance, rows_per_query), text=row["text"] or "",
                     metadata=_load(row["metadata"])) for row in rows]
+
+    def _get(self, ids: list[str]) -> list[Stored]:
+        where = "id IN (" + ", ".join(_literal(i) for i in ids) + ")"
+        rows = self._table.search().where(where).select(["id", "text", "metadata"]).limit(len(ids)).to_arrow()
+        return [Stored(row["id"], row["text"] or "", _load(row["metadata"])) for row in rows.to_pylist()]
 
     def _count(self) -> int:
         return self._table.count_rows()

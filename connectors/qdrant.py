@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import SecretStr, model_validator
 
-from connectors.base import Hit, SearchRequest, Sink
+from connectors.base import Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.filters import And, Condition, Node
 from connectors.records import Prepared, Schema
@@ -131,6 +131,14 @@ class QdrantSink(Sink):
             score = -(point.score ** 2) if square else point.score  # Euclid reports the L2 distance
             hits.append(Hit(id=str(point.id), score=float(score), text=text, metadata=payload))
         return hits
+
+    def _get(self, ids: list[str]) -> list[Stored]:
+        points = self.client.retrieve(self.config.collection, ids=ids, with_payload=True, with_vectors=False)
+        out = []
+        for point in points:
+            payload = dict(point.payload or {})
+            out.append(Stored(str(point.id), payload.pop(TEXT, ""), payload))
+        return out
 
     def _count(self) -> int:
         return self.client.count(self.config.collection, exact=True).count

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
 
-from connectors.base import Hit, SearchRequest, Sink
+from connectors.base import Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import Node, fields
@@ -166,6 +166,15 @@ class WeaviateSink(Sink):
         if not names <= self._properties:
             self._read_schema()  # another writer may have added them
         return self.mapping.prune_unknown(where, self._properties)
+
+    def _get(self, ids: list[str]) -> list[Stored]:
+        from weaviate.classes.query import Filter
+
+        m = self.mapping
+        response = self.collection.query.fetch_objects(filters=Filter.by_id().contains_any(ids), limit=len(ids),
+                                                       return_properties=[m.TEXT, m.META])
+        return [Stored(str(o.uuid), o.properties.get(m.TEXT) or "", json.loads(o.properties.get(m.META) or "{}"))
+                for o in response.objects]
 
     def _count(self) -> int:
         return self.collection.aggregate.over_all(total_count=True).total_count or 0

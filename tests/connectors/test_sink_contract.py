@@ -44,6 +44,21 @@ def test_upsert_twice_keeps_one_copy(make_sink):
     assert sink.count() == 20
 
 
+def test_get_returns_stored_text_and_metadata_by_id(make_sink):
+    sink = make_sink(DENSE)
+    batch = records(12, model="m/x", version="2")
+    sink.upsert(batch)
+    wanted = [batch[4].id, record_id("never written"), batch[11].id, batch[4].id]
+    got = sink.get(wanted)
+    assert set(got) == {batch[4].id, batch[11].id}
+    assert got[batch[4].id].text == "text 4" and got[batch[4].id].metadata == batch[4].metadata
+    assert got[batch[11].id].metadata[VERSION] == "2"  # what a pipeline compares to skip unchanged work
+    assert len(sink.get([r.id for r in records(30)])) == 12
+    with pytest.raises(ConnectorError) as err:
+        sink.get(["nope"])
+    assert err.value.field == "ids"
+
+
 def test_update_replaces_text_vector_and_metadata(make_sink):
     sink = make_sink(DENSE)
     sink.upsert(records(10))
