@@ -21,6 +21,6 @@ def varied_texts(n: int = 240, seed: int = 7, max_words: int = 400) -> list[str]
     words = " ".join(sentences).split()
     out = list(sentences)
     while len(out) < n:
-        k = int(round(2 ** rng.uniform(0, 8.7)))  # 1 .. ~415 words, log-uniform
+        k = round(2 ** rng.uniform(0, 8.7))  # 1 .. ~415 words, log-uniform
         out.append(" ".join(rng.choice(words) for _ in range(min(k, max_words))))
     return out[:n]

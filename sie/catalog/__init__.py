@@ -86,8 +86,8 @@ class Catalog:
     def get(self, name: str) -> ModelCard:
         canonical = self._names.get(name.lower()) if isinstance(name, str) else None
         if canonical is None:
-            close = difflib.get_close_matches(str(name), list(self._cards), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            close = difflib.get_close_matches(str(name).lower(), list(self._names), n=1, cutoff=0.75)
+            hint = f"; did you mean '{self._names[close[0]]}'?" if close else ""
             raise UnknownModel(f"model: unknown model '{name}'{hint} ({len(self._cards)} models in the catalog; "
                                f"see GET /v1/models or `sie models`)", field="model")
         return self._cards[canonical]

@@ -68,7 +68,9 @@ def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 class VarlenAttention:
     """Built once per batch (index work shared by every layer), called once per layer."""
 
-    def __init__(self, batch: PackedBatch, *, causal: bool = False, window: int | None = None) -> None:
+    def __init__(self, batch: PackedBatch, *, causal: bool = False, window: int | None = None,
+                 compute_dtype: torch.dtype | None = None) -> None:
+        self.compute_dtype = compute_dtype  # e.g. bf16 attention inside an int8 model on CPU
         self.causal = causal
         self.window = window
         self.batch = batch
@@ -102,8 +104,12 @@ class VarlenAttention:
             win = (self.window, self.window) if self.window else (-1, -1)
             return flash_attn_varlen_func(q, k, v, b.cu_seqlens, b.cu_seqlens, b.max_seqlen, b.max_seqlen,
                                           causal=self.causal, window_size=win)
+        dtype = q.dtype
+        if self.compute_dtype is not None and self.compute_dtype != dtype:
+            q, k, v = (t.to(self.compute_dtype) for t in (q, k, v))
         outs = [self._group(g, q, k, v) for g in self.groups]
-        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+        return out.to(dtype)
 
     def _group(self, g: _Group, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         def padded(x: torch.Tensor) -> torch.Tensor:  # [T, H, D] → [b, H, L, D]

@@ -41,8 +41,8 @@ def _norm(w: dict[str, torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Te
     return w[f"{name}.gamma"], w[f"{name}.beta"]
 
 
-def _linear(w: dict[str, torch.Tensor], name: str) -> Linear:
-    return Linear(w[f"{name}.weight"], w.get(f"{name}.bias"))
+def _linear(w: dict[str, torch.Tensor], name: str, activation=None) -> Linear:
+    return Linear(w[f"{name}.weight"], w.get(f"{name}.bias"), activation)
 
 
 class BertRunner:
@@ -57,9 +57,9 @@ class BertRunner:
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.eps = config.layer_norm_eps
-        self.act = activation(config.hidden_act)
         self.position_offset = (config.pad_token_id + 1) if MODEL_TYPES[config.model_type] else 0
         self.max_positions = config.max_position_embeddings - self.position_offset
+        self.attention_dtype: torch.dtype | None = None  # set by sie.models.precision
 
         w = {k: v.to(device=device, dtype=dtype) for k, v in
              strip_prefix(tensors, "embeddings.word_embeddings.weight").items()}
@@ -81,7 +81,7 @@ class BertRunner:
                 qkv=Linear(qkv_w, qkv_b),
                 attn_out=_linear(w, p + "attention.output.dense"),
                 ln1=_norm(w, p + "attention.output.LayerNorm"),
-                ffn_in=_linear(w, p + "intermediate.dense"),
+                ffn_in=_linear(w, p + "intermediate.dense", activation(config.hidden_act)),
                 ffn_out=_linear(w, p + "output.dense"),
                 ln2=_norm(w, p + "output.LayerNorm"),
             ))
@@ -96,7 +96,7 @@ class BertRunner:
 
     def linear_slots(self) -> list[LinearSlot]:
         return [LinearSlot(layer, name, role) for layer in self.layers
-                for name, role in (("qkv", "attention"), ("attn_out", "attention"),
+                for name, role in (("qkv", "attention"), ("attn_out", "attention_out"),
                                    ("ffn_in", "ffn"), ("ffn_out", "ffn"))]
 
     @property
@@ -118,12 +118,11 @@ class BertRunner:
     @torch.inference_mode()
     def forward(self, batch: PackedBatch) -> torch.Tensor:
         h = self.embed(batch)
-        attention = VarlenAttention(batch)
+        attention = VarlenAttention(batch, compute_dtype=self.attention_dtype)
         T, H, D = batch.num_tokens, self.num_heads, self.head_dim
         for layer in self.layers:
             qkv = layer.qkv(h).view(T, 3, H, D)
             a = attention(qkv[:, 0], qkv[:, 1], qkv[:, 2]).reshape(T, self.hidden_size)
             h = F.layer_norm(layer.attn_out(a) + h, (self.hidden_size,), *layer.ln1, self.eps)
-            x = self.act(layer.ffn_in(h))
-            h = F.layer_norm(layer.ffn_out(x) + h, (self.hidden_size,), *layer.ln2, self.eps)
+            h = F.layer_norm(layer.ffn_out(layer.ffn_in(h)) + h, (self.hidden_size,), *layer.ln2, self.eps)
         return h

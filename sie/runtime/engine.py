@@ -19,6 +19,7 @@ import torch
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
 from sie.models.vector_dtype import encode_vectors
+from sie.runtime.allocator import keep_activation_memory
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, load_model
 
@@ -45,6 +46,8 @@ class Engine:
         self.device = resolve_device(self.settings.device)
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        if self.device.type == "cpu":
+            keep_activation_memory()
         self._models: dict[str, LoadedModel] = {}
         self._load_lock = threading.Lock()
         self._compute = ThreadPoolExecutor(1, thread_name_prefix="sie-compute")

@@ -99,7 +99,7 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
             seqs = tokenizer.encode(lines)
             loaded = LoadedModel(card, runner, tokenizer, device, "fp32", budget, 0.0)
             calibration = [loaded.pack(seqs, idx) for idx in loaded.batches(seqs)]
-        precision = apply_cpu_precision(runner.linear_slots(), mode, runner.forward, calibration)
+        precision = apply_cpu_precision(runner, mode, calibration)
     seconds = time.perf_counter() - start
     log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
     return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds)
