@@ -26,7 +26,8 @@ incompatible vectors. Subclasses implement the `_`-prefixed hooks; they never se
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -125,6 +126,12 @@ class Sink(ABC):
         wanted = Schema.parse(schema) if schema is not None else None
         if wanted is not None:
             self.check_schema(wanted)
+        with self._backend("opening the collection"):
+            self._open_or_create(wanted)
+        assert self._schema is not None
+        return self._schema
+
+    def _open_or_create(self, wanted: Schema | None) -> None:
         if self._exists():
             stored = self._read_schema()
             if wanted is None:
@@ -146,7 +153,6 @@ class Sink(ABC):
                                      field="sink.collection", code="collection_missing")
             self._create(wanted)
         self._schema = wanted
-        return wanted
 
     def upsert(self, records: Iterable[Record]) -> WriteResult:
         """Insert or replace each record by id. Never raises for a bad record: see the WriteResult."""
@@ -182,10 +188,12 @@ class Sink(ABC):
             if bad is not None:
                 raise ConnectorError(f"ids: {bad!r} is not a canonical UUID string", field="ids", code="invalid_query")
             if ids:
-                self._delete_ids(ids)
+                with self._backend("deleting"):
+                    self._delete_ids(ids)
         else:
             node = parse_where(where)
-            self._delete_where(node)
+            with self._backend("deleting"):
+                self._delete_where(node)
 
     def search(self, query: Any, *, vector_name: str | None = None, where: Mapping[str, Any] | None = None,
                limit: int = 10) -> list[Hit]:
@@ -212,7 +220,8 @@ class Sink(ABC):
         else:
             name = vector_name or self._infer_name(query, schema)
             vectors = {name: self._query_vector(query, name, schema)}
-        return self._search(SearchRequest(vectors, node, limit))
+        with self._backend("searching"):
+            return self._search(SearchRequest(vectors, node, limit))
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
         """Stored text and metadata by id (missing ids are left out): how a pipeline reads `_sie_hash`,
@@ -223,18 +232,21 @@ class Sink(ABC):
         if bad is not None:
             raise ConnectorError(f"ids: {bad!r} is not a canonical UUID string", field="ids", code="invalid_query")
         found: dict[str, Stored] = {}
-        for start in range(0, len(ids), self.batch_size):
-            found.update((item.id, item) for item in self._get(ids[start:start + self.batch_size]))
+        with self._backend("reading"):
+            for start in range(0, len(ids), self.batch_size):
+                found.update((item.id, item) for item in self._get(ids[start:start + self.batch_size]))
         return found
 
     def count(self) -> int:
         self.schema  # noqa: B018 - opens the collection
-        return self._count()
+        with self._backend("counting"):
+            return self._count()
 
     def drop(self) -> None:
         """Delete the whole collection (not part of the write path; for tests and rebuilds)."""
-        if self._exists():
-            self._drop()
+        with self._backend("dropping the collection"):
+            if self._exists():
+                self._drop()
         self._schema = None
 
     def close(self) -> None:
@@ -270,6 +282,39 @@ class Sink(ABC):
                                      f"stores {', '.join(sorted(self.stores))}", field=f"schema.vectors.{name}",
                                      code="unsupported")
 
+    def _location(self) -> tuple[str, str]:
+        for key in ("url", "path", "uri"):
+            value = getattr(self.config, key, None)
+            if value:
+                return f"sink.{key}", value
+        return "sink", "in-memory"
+
+    @contextmanager
+    def _connecting(self) -> Iterator[None]:
+        """Any failure to create the client is a backend error naming where it tried."""
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except Exception as e:
+            field, where = self._location()
+            raise ConnectorError(f"{field}: cannot open {self.type} at {where}: {type(e).__name__}: {e}",
+                                 field=field, code="backend_error") from e
+
+    @contextmanager
+    def _backend(self, action: str) -> Iterator[None]:
+        """An unreachable database is a backend error, not a bug in the caller's request."""
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except Exception as e:
+            if not self._is_unreachable(e):
+                raise
+            field, where = self._location()
+            raise ConnectorError(f"{field}: {self.type} at {where} is unreachable while {action}: "
+                                 f"{type(e).__name__}: {e}", field=field, code="backend_error") from e
+
     def _write_isolating(self, batch: list[tuple[int, Prepared]], results: list[ItemResult | None]) -> None:
         try:
             refused = self._write([item for _, item in batch])
@@ -277,8 +322,9 @@ class Sink(ABC):
             raise
         except Exception as e:  # the databases' own error types vary; classified below
             if self._is_unreachable(e):
-                raise ConnectorError(f"{self.type} is unreachable: {type(e).__name__}: {e}",
-                                     field="sink", code="backend_error") from e
+                field, where = self._location()
+                raise ConnectorError(f"{field}: {self.type} at {where} is unreachable while writing: "
+                                     f"{type(e).__name__}: {e}", field=field, code="backend_error") from e
             if len(batch) == 1:
                 index, item = batch[0]
                 results[index] = ItemResult(index, item.id, False, f"{self.type} refused it: {type(e).__name__}: {e}")

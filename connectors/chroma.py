@@ -86,16 +86,17 @@ class ChromaSink(Sink):
 
         settings = Settings(anonymized_telemetry=False)
         common: dict[str, Any] = {"settings": settings, "tenant": config.tenant, "database": config.database}
-        if config.url:
-            parts = urlsplit(config.url)
-            secure = parts.scheme == "https"
-            headers = {"x-chroma-token": self.config.secret(config.api_key)} if config.api_key else None
-            self.client = chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if secure else 8000),
-                                              ssl=secure, headers=headers, **common)
-        elif config.path:
-            self.client = chromadb.PersistentClient(path=config.path, **common)
-        else:
-            self.client = chromadb.EphemeralClient(**common)
+        with self._connecting():
+            if config.url:
+                parts = urlsplit(config.url)
+                secure = parts.scheme == "https"
+                headers = {"x-chroma-token": self.config.secret(config.api_key)} if config.api_key else None
+                self.client = chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if secure else 8000),
+                                                  ssl=secure, headers=headers, **common)
+            elif config.path:
+                self.client = chromadb.PersistentClient(path=config.path, **common)
+            else:
+                self.client = chromadb.EphemeralClient(**common)
         self._collection: Any = None
         self._max_batch: int | None = None
 

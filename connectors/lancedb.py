@@ -62,7 +62,8 @@ class LanceDBSink(Sink):
         if config.region:
             options["region"] = config.region
         # Interval 0: every read checks for the latest table version, so a long-lived sink sees other writers.
-        self.db = lancedb.connect(config.uri, read_consistency_interval=timedelta(0), **options)
+        with self._connecting():
+            self.db = lancedb.connect(config.uri, read_consistency_interval=timedelta(0), **options)
         self._table: Any = None
 
     def check_schema(self, schema: Schema) -> None:

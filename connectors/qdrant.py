@@ -57,13 +57,14 @@ class QdrantSink(Sink):
         super().__init__(config)
         from qdrant_client import QdrantClient
 
-        if config.url:
-            self.client = QdrantClient(url=config.url, api_key=self.config.secret(config.api_key),
-                                       prefer_grpc=config.prefer_grpc, timeout=config.timeout)
-        elif config.path:
-            self.client = QdrantClient(path=config.path)
-        else:
-            self.client = QdrantClient(":memory:")
+        with self._connecting():
+            if config.url:
+                self.client = QdrantClient(url=config.url, api_key=self.config.secret(config.api_key),
+                                           prefer_grpc=config.prefer_grpc, timeout=config.timeout)
+            elif config.path:
+                self.client = QdrantClient(path=config.path)  # one client per folder: it locks the folder
+            else:
+                self.client = QdrantClient(":memory:")
 
     # -- hooks -------------------------------------------------------------------------------------
     def _exists(self) -> bool:

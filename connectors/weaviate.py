@@ -80,8 +80,9 @@ class WeaviateSink(Sink):
 
         self.mapping = weaviate_mapping
         key = self.config.secret(config.api_key)
-        self.client = weaviate.connect_to_custom(**connection_params(config),
-                                                 auth_credentials=Auth.api_key(key) if key else None)
+        with self._connecting():
+            self.client = weaviate.connect_to_custom(**connection_params(config),
+                                                     auth_credentials=Auth.api_key(key) if key else None)
         self.name = weaviate_mapping.collection_name(config.collection)
         self.collection = self.client.collections.use(self.name)
         self._properties: set[str] = set()

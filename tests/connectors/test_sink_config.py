@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import yaml
 
@@ -119,3 +121,25 @@ def test_schema_errors_name_the_key(tmp_path):
     with pytest.raises(ConnectorError) as err:
         sink.ensure({"vectors": {"mv": {"kind": "multivector", "dim": 4, "distance": "dot"}}})
     assert err.value.code == "unsupported" and "cosine only" in err.value.message
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["chroma", "qdrant", "weaviate"])
+def test_an_unreachable_server_is_a_backend_error_naming_the_url(kind):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ConnectorError) as err:
+        sink = open_sink({"type": kind, "collection": "Docs", "url": url})
+        sink.count()  # Qdrant's client connects lazily
+    assert err.value.code == "backend_error" and err.value.field == "sink.url" and url in err.value.message
+
+
+def test_a_locked_qdrant_folder_is_a_backend_error_naming_the_path(tmp_path):
+    with open_sink({"type": "qdrant", "collection": "docs", "path": str(tmp_path)}):
+        with pytest.raises(ConnectorError) as err:
+            open_sink({"type": "qdrant", "collection": "docs", "path": str(tmp_path)})
+    assert err.value.field == "sink.path" and "already accessed" in err.value.message
