@@ -11,8 +11,8 @@
 `upsert` checks every record against the schema first (ids, vector names, kinds, dimensions, metadata): a
 record that does not fit fails with its reason and the others are written. Valid records go out in batches
 of `batch_size`; when the database refuses a whole batch, the batch is split in halves until the records it
-refuses are isolated, so one bad record cannot sink its neighbours. A refused connection is not an item
-failure: it raises `ConnectorError(code="backend_error")`.
+refuses are isolated, so one bad record cannot sink its neighbours. An unreachable database, refused
+credentials or an overloaded server are not item failures: they raise `ConnectorError(code="backend_error")`.
 
 Scores in hits are "higher is nearer": cosine similarity for cosine, the dot product for dot (and for
 sparse vectors), minus the squared L2 distance for l2, the MaxSim sum for multivectors, and the fusion
@@ -40,6 +40,8 @@ from connectors.ids import is_canonical_uuid
 from connectors.records import Prepared, Record, Schema, SparseVector, check_vector, prepare
 
 MAX_LIMIT = 10_000
+#: HTTP statuses that are about the server or the credentials, never about one record.
+BACKEND_STATUS = frozenset({401, 403, 407, 429, 502, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,16 +305,16 @@ class Sink(ABC):
 
     @contextmanager
     def _backend(self, action: str) -> Iterator[None]:
-        """An unreachable database is a backend error, not a bug in the caller's request."""
+        """An unreachable or refusing database is a backend error, not a bug in the caller's request."""
         try:
             yield
         except ConnectorError:
             raise
         except Exception as e:
-            if not self._is_unreachable(e):
+            if not self._is_backend_failure(e):
                 raise
             field, where = self._location()
-            raise ConnectorError(f"{field}: {self.type} at {where} is unreachable while {action}: "
+            raise ConnectorError(f"{field}: {self.type} at {where} failed while {action}: "
                                  f"{type(e).__name__}: {e}", field=field, code="backend_error") from e
 
     def _write_isolating(self, batch: list[tuple[int, Prepared]], results: list[ItemResult | None]) -> None:
@@ -321,9 +323,9 @@ class Sink(ABC):
         except ConnectorError:
             raise
         except Exception as e:  # the databases' own error types vary; classified below
-            if self._is_unreachable(e):
+            if self._is_backend_failure(e):
                 field, where = self._location()
-                raise ConnectorError(f"{field}: {self.type} at {where} is unreachable while writing: "
+                raise ConnectorError(f"{field}: {self.type} at {where} failed while writing: "
                                      f"{type(e).__name__}: {e}", field=field, code="backend_error") from e
             if len(batch) == 1:
                 index, item = batch[0]
@@ -380,8 +382,13 @@ class Sink(ABC):
     def _opened(self, schema: Schema) -> None:  # noqa: B027 - optional hook
         """Called when an existing collection is reopened (cache handles, check compatibility)."""
 
-    def _is_unreachable(self, error: Exception) -> bool:
-        return isinstance(error, (ConnectionError, TimeoutError))
+    def _is_backend_failure(self, error: Exception) -> bool:
+        """True when the whole database failed (unreachable, auth refused, overloaded), so a write must not
+        be split into ever smaller batches that would all fail the same way."""
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return True
+        status = getattr(error, "status_code", None)
+        return isinstance(status, int) and status in BACKEND_STATUS
 
     @abstractmethod
     def _exists(self) -> bool: ...

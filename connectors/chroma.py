@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from connectors.base import Hit, SearchRequest, Sink, Stored
+from connectors.base import BACKEND_STATUS, Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node
@@ -181,10 +181,13 @@ class ChromaSink(Sink):
         if close is not None:
             close()
 
-    def _is_unreachable(self, error: Exception) -> bool:
+    def _is_backend_failure(self, error: Exception) -> bool:
         import httpx
+        from chromadb.errors import ChromaError
 
-        return super()._is_unreachable(error) or isinstance(error, httpx.TransportError)
+        if isinstance(error, ChromaError) and error.code() in BACKEND_STATUS:  # auth, rate limit
+            return True
+        return super()._is_backend_failure(error) or isinstance(error, httpx.TransportError)
 
 
 def _score(distance: float, metric: str) -> float:

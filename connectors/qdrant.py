@@ -150,11 +150,12 @@ class QdrantSink(Sink):
     def _close(self) -> None:
         self.client.close()
 
-    def _is_unreachable(self, error: Exception) -> bool:
+    def _is_backend_failure(self, error: Exception) -> bool:
         import httpx
         from qdrant_client.http.exceptions import ResponseHandlingException
 
-        return super()._is_unreachable(error) or isinstance(error, (httpx.TransportError, ResponseHandlingException))
+        unreachable = (httpx.TransportError, ResponseHandlingException)
+        return super()._is_backend_failure(error) or isinstance(error, unreachable)
 
 
 def _vector(value: np.ndarray | tuple[np.ndarray, np.ndarray]) -> Any:

@@ -187,7 +187,7 @@ class WeaviateSink(Sink):
     def _close(self) -> None:
         self.client.close()
 
-    def _is_unreachable(self, error: Exception) -> bool:
+    def _is_backend_failure(self, error: Exception) -> bool:
         from weaviate.exceptions import WeaviateConnectionError
 
-        return super()._is_unreachable(error) or isinstance(error, WeaviateConnectionError)
+        return super()._is_backend_failure(error) or isinstance(error, WeaviateConnectionError)

@@ -294,7 +294,10 @@ def test_hybrid_fuses_named_vectors_where_supported_else_a_clear_error(make_sink
         assert err.value.code == "unsupported" and "hybrid" in err.value.message and "qdrant" in err.value.message
         return
     sink.ensure(SPARSE)
-    sink.upsert([make_record(i, f"h{i}", {"dense": unit(i, 4), "words": {i: 1.0, 50: 0.1}}) for i in range(8)])
+    sink.upsert([make_record(i, f"h{i}", {"dense": unit(i, 4), "words": {i: 1.0, 50: 0.1}}, {"n": i})
+                 for i in range(8)])
     hits = sink.search({"dense": unit(5, 4), "words": {5: 1.0}}, limit=3)
     assert hits[0].id == record_id(5)  # first in both lists, so first after reciprocal rank fusion
     assert hits[0].score > hits[1].score
+    filtered = sink.search({"dense": unit(5, 4), "words": {5: 1.0}}, where={"n": {"$ne": 5}}, limit=8)
+    assert record_id(5) not in ids_of(filtered) and len(filtered) == 7
