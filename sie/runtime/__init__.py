@@ -1,5 +1,6 @@
 """Cards → loaded models → the Engine facade."""
 
-from sie.runtime.engine import EncodedItem, Engine
+from sie.runtime.engine import Engine
+from sie.runtime.results import Classification, EncodedItem, Entity, ExtractedItem, ScoredItem, SparseVector
 
-__all__ = ["EncodedItem", "Engine"]
+__all__ = ["Classification", "EncodedItem", "Engine", "Entity", "ExtractedItem", "ScoredItem", "SparseVector"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -18,19 +17,14 @@ import torch
 
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
+from sie.errors import UnsupportedCapability
+from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
 from sie.runtime.allocator import keep_activation_memory
+from sie.runtime.compute import run_all
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, load_model
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedItem:
-    """One input's result. `dense` is float32/float16/int8 [dims], or uint8 packed bits for binary."""
-
-    dense: np.ndarray
-    tokens: int
-    truncated: bool
+from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,9 +89,27 @@ class Engine:
                                                               else card.prompts.document)
         loaded = self.model(card.name)
         seqs = loaded.tokenizer.encode([prefix + t for t in texts] if prefix else texts)
-        vectors = loaded.encode_dense(seqs, dims=dims, normalize=card.normalize if normalize is None else normalize)
-        encoded = encode_vectors(vectors, dtype)
+        raw = run_all(loaded, "encode", seqs, [None] * len(seqs))
+        vectors = finish(torch.from_numpy(np.stack([r["dense"] for r in raw])), dims=dims,
+                         normalize=card.normalize if normalize is None else normalize)
+        encoded = encode_vectors(vectors.numpy(), dtype)
         return [EncodedItem(encoded[i], len(s.ids), s.truncated) for i, s in enumerate(seqs)]
+
+    # -- score / extract ----------------------------------------------------------------------------
+    async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
+                    instruction: str | None = None) -> list[ScoredItem]:
+        """Relevance of each item to `query`, sorted best first (cross-encoder, late interaction, bi-encoder)."""
+        card = self.catalog.get(model)
+        raise UnsupportedCapability(f"model: '{card.name}' has no score capability; pick a reranker "
+                                    f"(see `sie models`)", field="model")
+
+    async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
+                      threshold: float | None = None, flat: bool = True,
+                      multi_label: bool = False) -> list[ExtractedItem]:
+        """Entities (zero-shot or token-classification) or classifications for each item."""
+        card = self.catalog.get(model)
+        raise UnsupportedCapability(f"model: '{card.name}' has no extract capability; pick an extractor "
+                                    f"(see `sie models`)", field="model")
 
     def close(self) -> None:
         self._compute.shutdown(wait=True, cancel_futures=True)

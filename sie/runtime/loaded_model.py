@@ -7,13 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
-from sie.models.pooling import finish, pool
 from sie.models.precision import apply_cpu_precision
 from sie.models.runner import PackedBatch
 from sie.runtime.tokenizer import TextTokenizer, Tokenized
@@ -56,19 +54,9 @@ class LoadedModel:
         return out
 
     def pack(self, seqs: list[Tokenized], idx: list[int]) -> PackedBatch:
+        """The sequences `idx` (longest first) as one packed batch on this model's device."""
         return PackedBatch.from_sequences([seqs[i].ids for i in idx], self.device,
                                           [seqs[i].type_ids for i in idx])
-
-    def encode_dense(self, seqs: list[Tokenized], *, dims: int | None, normalize: bool) -> np.ndarray:
-        """[len(seqs), dims] float32 vectors, in input order."""
-        width = dims or self.card.dense_dims or self.runner.hidden_size
-        out = np.empty((len(seqs), width), dtype=np.float32)
-        for idx in self.batches(seqs):
-            batch = self.pack(seqs, idx)
-            hidden = self.runner.forward(batch)
-            vectors = finish(pool(hidden, batch, self.card.pooling), dims=dims, normalize=normalize)
-            out[idx] = vectors.cpu().numpy()
-        return out
 
 
 def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
