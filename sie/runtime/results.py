@@ -8,6 +8,15 @@ import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
+class Timing:
+    """Where one item's time went, in milliseconds: waiting in the queue, tokenizing, its forward pass."""
+
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    compute_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class SparseVector:
     """Vocabulary-space weights: parallel arrays of token ids (int32, ascending) and weights (float32)."""
 
@@ -26,6 +35,7 @@ class EncodedItem:
     truncated: bool
     sparse: SparseVector | None = None
     multivector: np.ndarray | None = None
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,7 @@ class ScoredItem:
     rank: int           # 0 = best
     tokens: int = 0
     truncated: bool = False
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +71,4 @@ class ExtractedItem:
     classifications: list[Classification] = field(default_factory=list)
     tokens: int = 0
     truncated: bool = False
+    timing: Timing | None = None
