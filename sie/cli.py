@@ -75,6 +75,41 @@ def encode(model: str = typer.Argument(..., help="Model name or alias."),
                           "dense": r.dense.tolist()}))
 
 
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 in containers)."),
+          port: int = typer.Option(8080, help="TCP port."),
+          preload: list[str] = typer.Option([], help="Models to load at start-up (repeatable)."),
+          pin: list[str] = typer.Option([], help="Models never evicted (repeatable)."),
+          log_level: str = typer.Option("info", help="uvicorn log level.")) -> None:
+    """Serve the HTTP API. SIGTERM drains: no new work, in-flight requests finish, then exit."""
+    import uvicorn
+
+    from sie.runtime import Engine
+    from sie.server import create_app
+
+    settings = _settings()
+    settings = settings.model_copy(update={"preload": [*settings.preload, *preload], "pin": [*settings.pin, *pin],
+                                           "strict_catalog": False})
+    try:
+        engine = Engine(settings)
+    except SieError as e:
+        _fail(e)
+    app = create_app(engine)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=max(1, int(settings.drain_seconds)))
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            app.state.draining = True
+            engine.metrics.draining.set(1)
+            super().handle_exit(sig, frame)
+
+    try:
+        DrainingServer(config).run()
+    finally:
+        engine.close()
+
+
 def _settings():
     from sie.config import Settings
 

@@ -20,6 +20,8 @@ class Settings(BaseModel):
 
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     catalog_dirs: list[str] = Field(default_factory=list, description="Extra folders of model cards.")
+    strict_catalog: bool = Field(True, description="A broken card stops start-up (off in `sie serve`: "
+                                                    "that model answers 502 and the rest serve).")
     allow_downloads: bool = Field(False, description="Fetch missing HF weights (off: local cache only).")
     cpu_precision: Literal["fp32", "mixed", "int8"] | None = Field(
         None, description="Overrides every card's CPU precision.")
@@ -27,6 +29,25 @@ class Settings(BaseModel):
         2048, gt=0, description="Cap on tokens per CPU forward pass: small passes stay in cache "
                                 "(measured here: 2048 tokens ~20% faster than 16384).")
     threads: int | None = Field(None, gt=0, description="torch intra-op threads (default: torch's choice).")
+    tokenizer_threads: int = Field(2, gt=0, description="Threads that tokenize requests off the event loop.")
+    # -- model pool
+    memory_budget: str | None = Field(
+        None, description="Device budget: bytes ('8GiB'), fraction (0.5) or '50%'. Default: 90% of free GPU "
+                          "memory on CUDA, half the RAM on CPU.")
+    host_memory_budget: str | None = Field(
+        None, description="Host-RAM tier for evicted models. Default: 30% of RAM on CUDA, 0 (off) on CPU.")
+    preload: list[str] = Field(default_factory=list, description="Models loaded at start-up.")
+    pin: list[str] = Field(default_factory=list, description="Models never evicted (also preloaded).")
+    idle_timeout: float | None = Field(None, gt=0, description="Evict models idle this many seconds.")
+    load_wait_timeout: float = Field(120.0, gt=0, description="How long a request waits for its model to "
+                                                               "load before a 503 with Retry-After.")
+    # -- batcher
+    queue_capacity: int = Field(4096, gt=0, description="Sequences a model's queue holds before 429.")
+    # -- server limits (each violation names its limit)
+    max_body_bytes: int = Field(16 << 20, gt=0, description="Largest request body (413 above).")
+    max_items: int = Field(2048, gt=0, description="Most items per request.")
+    max_chars: int = Field(100_000, gt=0, description="Most characters per item.")
+    drain_seconds: float = Field(30.0, ge=0, description="On SIGTERM: how long in-flight work may finish.")
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -44,7 +65,8 @@ class Settings(BaseModel):
             if raw is None:
                 continue
             if field.annotation == list[str]:
-                data[name] = [p for p in raw.split(os.pathsep) if p]
+                sep = os.pathsep if name.endswith("_dirs") else ","
+                data[name] = [p.strip() for p in raw.split(sep) if p.strip()]
             elif field.annotation is bool:
                 data[name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:

@@ -37,7 +37,7 @@ class InvalidInput(SieError):
 class UnknownModel(SieError):
     """No card of that name in the catalog."""
 
-    code, status = "unknown_model", 404
+    code, status = "model_not_found", 404
 
 
 class UnsupportedCapability(SieError):
@@ -52,13 +52,35 @@ class CardError(SieError):
     code, status = "invalid_card", 500
 
 
-class WeightsNotFound(SieError):
-    """The card's weights are not on this machine; the message says where we looked."""
-
-    code, status = "weights_not_found", 502
-
-
 class ModelLoadFailed(SieError):
-    """Weights were found but could not be turned into a runnable model."""
+    """The model cannot be loaded (missing or broken weights); remembered until an operator reloads it."""
 
     code, status = "model_load_failed", 502
+
+
+class WeightsNotFound(ModelLoadFailed):
+    """The card's weights are not on this machine; the message says where we looked."""
+
+
+class ModelLoading(SieError):
+    """The model is still loading after the wait timeout; retry after the hinted seconds."""
+
+    code, status = "model_loading", 503
+
+
+class ResourceExhausted(SieError):
+    """Not enough device memory even after evicting idle models, or out of memory in a batch."""
+
+    code, status = "resource_exhausted", 503
+
+
+class QueueFull(SieError):
+    """The model's queue is at capacity: back off for Retry-After seconds (429, not 503)."""
+
+    code, status = "queue_full", 429
+
+
+class ModelBusy(SieError):
+    """An admin action that needs the model idle (unload) while it has work in flight."""
+
+    code, status = "model_busy", 409

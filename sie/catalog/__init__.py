@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from sie.catalog.card import ModelCard
-from sie.errors import CardError, UnknownModel
+from sie.errors import CardError, ModelLoadFailed, UnknownModel
 from sie.models import RUNNERS
 
 BUILTIN_DIR = Path(__file__).parent
@@ -48,24 +48,43 @@ def load_card(path: Path) -> ModelCard:
     return card
 
 
+def _declared_name(path: Path) -> str:
+    """The `name:` a broken card meant to declare, if it can be read at all; else the file stem."""
+    try:
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            return data["name"]
+    except yaml.YAMLError:
+        pass
+    return path.stem
+
+
 class Catalog:
     """Name → card, with aliases; built from the shipped cards plus extra folders."""
 
     def __init__(self, cards: Iterable[ModelCard]) -> None:
         self._cards: dict[str, ModelCard] = {}
         self._names: dict[str, str] = {}
+        self.broken: dict[str, CardError] = {}  # name (or file stem) → why its card was refused
         for card in cards:
             self.add(card)
 
     @classmethod
-    def from_dirs(cls, *dirs: Path | str, include_builtin: bool = True) -> Catalog:
+    def from_dirs(cls, *dirs: Path | str, include_builtin: bool = True, strict: bool = True) -> Catalog:
+        """Cards from the shipped folder plus `dirs`. With strict=False (the server) a broken card
+        does not stop start-up: its model answers 502 with the card's error instead."""
         folders = ([BUILTIN_DIR] if include_builtin else []) + [Path(d) for d in dirs]
         catalog = cls([])
         for folder in folders:
             if not folder.is_dir():
                 raise CardError(f"catalog folder {folder} does not exist")
             for path in sorted(folder.glob("*.yaml")):
-                catalog.add(load_card(path), origin=path.name)
+                try:
+                    catalog.add(load_card(path), origin=path.name)
+                except CardError as e:
+                    if strict:
+                        raise
+                    catalog.broken[_declared_name(path)] = e
         return catalog
 
     def add(self, card: ModelCard, origin: str = "") -> None:
@@ -85,6 +104,9 @@ class Catalog:
 
     def get(self, name: str) -> ModelCard:
         canonical = self._names.get(name.lower()) if isinstance(name, str) else None
+        if canonical is None and name in self.broken:
+            err = self.broken[name]
+            raise ModelLoadFailed(f"model: the card of '{name}' is invalid: {err.message}", field="model")
         if canonical is None:
             close = difflib.get_close_matches(str(name).lower(), list(self._names), n=1, cutoff=0.75)
             hint = f"; did you mean '{self._names[close[0]]}'?" if close else ""

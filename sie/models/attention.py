@@ -66,7 +66,12 @@ def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 
 class VarlenAttention:
-    """Built once per batch (index work shared by every layer), called once per layer."""
+    """Built once per batch (index work shared by every layer), called once per layer.
+
+    `window`: a query sees keys at distance <= window (both sides; only the left side when causal).
+    ModernBERT's local layers use local_attention // 2; a decoder's `sliding_window` W (keys with
+    q - k < W) is window = W - 1.
+    """
 
     def __init__(self, batch: PackedBatch, *, causal: bool = False, window: int | None = None,
                  compute_dtype: torch.dtype | None = None) -> None:
@@ -75,17 +80,19 @@ class VarlenAttention:
         self.window = window
         self.batch = batch
         device = batch.input_ids.device
+        key_lengths = batch.key_lengths or batch.lengths
         self.use_flash = flash_attn_varlen_func is not None and device.type == "cuda"
         if self.use_flash:
+            self._flash_keys(batch, key_lengths)
             return
         self.groups: list[_Group] = []
         cu = [0]
         for n in batch.lengths:
             cu.append(cu[-1] + n)
         for s, e in group_lengths(batch.lengths):
-            lens = batch.lengths[s:e]
+            lens, klens = batch.lengths[s:e], key_lengths[s:e]
             b, L = e - s, lens[0]
-            if all(n == L for n in lens):
+            if all(n == L for n in lens) and klens == lens:
                 self.groups.append(_Group(cu[s], cu[e], b, L, None, None, None))
                 continue
             lens_t = torch.tensor(lens, device=device)
@@ -95,14 +102,32 @@ class VarlenAttention:
             gather = (starts[:, None] + torch.minimum(j[None, :], lens_t[:, None] - 1)).reshape(-1)
             real = (j[None, :] < lens_t[:, None])
             valid = torch.nonzero(real.reshape(-1), as_tuple=True)[0]
-            self.groups.append(_Group(cu[s], cu[e], b, L, gather, valid, real[:, None, None, :]))
+            keys = real if klens == lens else j[None, :] < torch.tensor(klens, device=device)[:, None]
+            self.groups.append(_Group(cu[s], cu[e], b, L, gather, valid, keys[:, None, None, :]))
+
+    def _flash_keys(self, batch: PackedBatch, key_lengths: tuple[int, ...]) -> None:
+        """flash-attn takes keys as their own packed tensor: gather the visible ones when they differ."""
+        self.key_index = None
+        self.cu_keys, self.max_keys = batch.cu_seqlens, batch.max_seqlen
+        if batch.key_lengths is None:
+            return
+        device = batch.input_ids.device
+        starts = batch.cu_seqlens[:-1].long()
+        klens = torch.tensor(key_lengths, device=device)
+        seq = torch.repeat_interleave(torch.arange(len(key_lengths), device=device), klens)
+        first = torch.zeros(len(key_lengths) + 1, dtype=torch.int32, device=device)
+        first[1:] = torch.cumsum(klens, 0)
+        self.key_index = starts[seq] + torch.arange(int(first[-1]), device=device) - first[:-1].long()[seq]
+        self.cu_keys, self.max_keys = first, max(key_lengths)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: [T, H, D], k/v: [T, Hkv, D] → [T, H, D]."""
         if self.use_flash:
             b = self.batch
-            win = (self.window, self.window) if self.window else (-1, -1)
-            return flash_attn_varlen_func(q, k, v, b.cu_seqlens, b.cu_seqlens, b.max_seqlen, b.max_seqlen,
+            win = (-1, -1) if self.window is None else (self.window, 0 if self.causal else self.window)
+            if self.key_index is not None:
+                k, v = k.index_select(0, self.key_index), v.index_select(0, self.key_index)
+            return flash_attn_varlen_func(q, k, v, b.cu_seqlens, self.cu_keys, b.max_seqlen, self.max_keys,
                                           causal=self.causal, window_size=win)
         dtype = q.dtype
         if self.compute_dtype is not None and self.compute_dtype != dtype:

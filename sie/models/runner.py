@@ -27,6 +27,9 @@ class PackedBatch:
     cu_seqlens: torch.Tensor       # [B+1] int32, on the runner's device
     lengths: tuple[int, ...]       # host copy of the B lengths (non-increasing)
     token_type_ids: torch.Tensor | None = None  # [T] int64; None = all zeros
+    # Keys visible to every query of sequence i: its first key_lengths[i] tokens (None = all of them).
+    # ColBERT queries need this: their [MASK] padding computes states but is never attended to.
+    key_lengths: tuple[int, ...] | None = None
 
     @property
     def num_seqs(self) -> int:
@@ -48,7 +51,8 @@ class PackedBatch:
 
     @classmethod
     def from_sequences(cls, seqs: list[list[int]], device: torch.device | str = "cpu",
-                       type_ids: list[list[int]] | None = None) -> PackedBatch:
+                       type_ids: list[list[int]] | None = None,
+                       key_lengths: list[int] | None = None) -> PackedBatch:
         """Pack token-id lists that are already sorted longest first."""
         lengths = tuple(len(s) for s in seqs)
         if any(a < b for a, b in itertools.pairwise(lengths)):
@@ -61,7 +65,12 @@ class PackedBatch:
         tt = None
         if type_ids is not None and any(any(t) for t in type_ids):
             tt = torch.tensor([t for s in type_ids for t in s], dtype=torch.long).to(device)
-        return cls(flat.to(device), cu.to(device), lengths, tt)
+        keys = None
+        if key_lengths is not None and any(k != n for k, n in zip(key_lengths, lengths, strict=True)):
+            if any(not 0 < k <= n for k, n in zip(key_lengths, lengths, strict=True)):
+                raise ValueError("PackedBatch key_lengths must be in 1..length of their sequence")
+            keys = tuple(key_lengths)
+        return cls(flat.to(device), cu.to(device), lengths, tt, keys)
 
 
 class Runner(Protocol):

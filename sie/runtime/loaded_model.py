@@ -12,8 +12,10 @@ import torch
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
+from sie.models.placement import move_tensors
 from sie.models.precision import apply_cpu_precision
 from sie.models.runner import PackedBatch
+from sie.runtime.memory import activation_reserve, weights_bytes
 from sie.runtime.tokenizer import TextTokenizer, Tokenized
 from sie.runtime.weights import resolve_weights
 
@@ -31,10 +33,24 @@ class LoadedModel:
     precision: str
     token_budget: int
     load_seconds: float
+    reserve_bytes: int = 0
 
     @property
     def nbytes(self) -> int:
         return int(self.runner.nbytes)
+
+    @property
+    def footprint(self) -> int:
+        """Bytes this model needs on its device: weights plus the activation reserve of a full batch."""
+        return self.nbytes + self.reserve_bytes
+
+    def to(self, device: torch.device, *, pin: bool = False) -> None:
+        """Move the weights (device ↔ host tier); a no-op when already there."""
+        if device != self.device:
+            move_tensors(self.runner, device, pin=pin)
+            if hasattr(self.runner, "device"):
+                self.runner.device = device
+            self.device = device
 
     def batches(self, seqs: list[Tokenized]) -> list[list[int]]:
         """Indices of `seqs`, longest first, cut into forward passes of at most `token_budget` tokens."""
@@ -90,4 +106,35 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
         precision = apply_cpu_precision(runner, mode, calibration)
     seconds = time.perf_counter() - start
     log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
-    return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds)
+    return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds,
+                       _reserve(_config_of(runner), card, budget, dtype))
+
+
+def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
+                       cpu_token_budget: int = 2048) -> int:
+    """Upper bound of a model's footprint before loading it (weights in the compute dtype + reserve)."""
+    from transformers import AutoConfig
+
+    folder = resolve_weights(card.source, allow_downloads=allow_downloads)
+    dtype = torch.float32 if device.type == "cpu" else _CUDA_DTYPES[card.precision.cuda]
+    budget = card.token_budget if device.type != "cpu" else min(card.token_budget, max(cpu_token_budget,
+                                                                                        card.max_tokens))
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        weights = weights_bytes(folder, dtype)
+    except Exception as e:  # unreadable config or safetensors header: the model is unusable
+        raise ModelLoadFailed(f"{card.name}: loading {folder} failed: {type(e).__name__}: {e}") from None
+    return weights + _reserve(config, card, budget, dtype)
+
+
+def _config_of(runner: object):
+    return getattr(runner, "config", None) or getattr(getattr(runner, "model", None), "config", None)
+
+
+def _reserve(config, card: ModelCard, budget: int, dtype: torch.dtype) -> int:
+    if config is None:
+        return 0
+    hidden = getattr(config, "hidden_size", 0) or 0
+    return activation_reserve(budget, hidden, getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden,
+                              getattr(config, "num_attention_heads", 1) or 1, card.max_tokens,
+                              torch.tensor([], dtype=dtype).element_size())

@@ -1,0 +1,213 @@
+"""The SDK: the Engine's methods over HTTP. One async implementation; `*_sync` are thin wrappers.
+
+    client = SieClient("http://127.0.0.1:8080", api_key=...)
+    items = await client.encode("BAAI/bge-small-en-v1.5", texts, is_query=True)
+    items = client.encode_sync("all-MiniLM-L6-v2", texts)
+
+It speaks msgpack by default (vectors as raw bytes), splits inputs into requests under the server's
+limits (read once from GET /v1/info), retries 429/503 honouring Retry-After, sends the model name as
+the `X-SIE-Model` header (for model-affinity routing in front of a cluster), and raises the same
+`SieError` (code, message, field, status) the server sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+import numpy as np
+
+from sie.background_loop import BackgroundLoop
+from sie.codec import JSON, MSGPACK, decode_body, encode_body, unpack_array
+from sie.errors import SieError
+from sie.runtime.results import (
+    Classification,
+    EncodedItem,
+    Entity,
+    ExtractedItem,
+    ScoredItem,
+    SparseVector,
+    Timing,
+)
+
+DEFAULT_MAX_ITEMS = 256
+
+
+class SieClient:
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 120.0, max_retries: int = 6,
+                 use_msgpack: bool = True, max_items: int | None = None, concurrency: int = 4) -> None:
+        self.url = url.rstrip("/")
+        self.api_key, self.timeout, self.max_retries = api_key, timeout, max_retries
+        self.content_type = MSGPACK if use_msgpack else JSON
+        self._max_items = max_items
+        self._concurrency = concurrency
+        self._http: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._sync = BackgroundLoop("sie-client-sync")
+
+    # -- the Engine protocol ----------------------------------------------------------------------
+    async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
+                     dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
+                     **_: Any) -> list[EncodedItem]:
+        params = {"is_query": is_query, "dims": dims, "dtype": dtype, "normalize": normalize,
+                  "instruction": instruction}
+        chunks = await self._chunked(items, lambda part: self._post(
+            f"/v1/encode/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model))
+        return [EncodedItem(dense=None if "dense" not in it else _array(it["dense"], dtype),
+                            tokens=it["tokens"], truncated=it["truncated"], sparse=_sparse(it.get("sparse")),
+                            multivector=None if it.get("multivector") is None else unpack_array(it["multivector"]),
+                            timing=_timing(it.get("timing")))
+                for body in chunks for it in body["items"]]
+
+    async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
+                    instruction: str | None = None, **_: Any) -> list[ScoredItem]:
+        size = await self._limit()
+        bodies = await self._chunked(items, lambda part: self._post(
+            f"/v1/score/{model}", {"query": {"text": query}, "items": [{"text": t} for t in part],
+                                   "params": _compact({"instruction": instruction})}, model))
+        scored = []
+        for n, body in enumerate(bodies):  # re-rank globally: every chunk was ranked on its own
+            for it in body["items"]:
+                scored.append((it["score"], n * size + it["index"], it))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        if top_k is not None:
+            scored = scored[:top_k]
+        return [ScoredItem(index=i, score=s, rank=r, tokens=it.get("tokens", 0), truncated=it.get("truncated", False),
+                           timing=_timing(it.get("timing"))) for r, (s, i, it) in enumerate(scored)]
+
+    async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
+                      threshold: float | None = None, flat: bool = True, multi_label: bool = False,
+                      **_: Any) -> list[ExtractedItem]:
+        params = {"labels": labels, "threshold": threshold, "flat": flat, "multi_label": multi_label}
+        bodies = await self._chunked(items, lambda part: self._post(
+            f"/v1/extract/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model))
+        return [ExtractedItem(entities=[Entity(**e) for e in it["entities"]],
+                              classifications=[Classification(**c) for c in it["classifications"]],
+                              tokens=it.get("tokens", 0), truncated=it.get("truncated", False),
+                              timing=_timing(it.get("timing")))
+                for body in bodies for it in body["items"]]
+
+    async def models(self) -> list[dict]:
+        return (await self._request("GET", "/v1/models"))["data"]
+
+    def encode_sync(self, model: str, items: list[str], **options: Any) -> list[EncodedItem]:
+        return self._sync.run(self.encode(model, items, **options))
+
+    def score_sync(self, model: str, query: str, items: list[str], **options: Any) -> list[ScoredItem]:
+        return self._sync.run(self.score(model, query, items, **options))
+
+    def extract_sync(self, model: str, items: list[str], **options: Any) -> list[ExtractedItem]:
+        return self._sync.run(self.extract(model, items, **options))
+
+    def models_sync(self) -> list[dict]:
+        return self._sync.run(self.models())
+
+    async def aclose(self) -> None:
+        http = self._http.pop(asyncio.get_running_loop(), None)
+        if http is not None:
+            await http.aclose()
+
+    def close(self) -> None:
+        if self._sync._loop is not None:
+            self._sync.run(self.aclose())
+        self._sync.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    async def _limit(self) -> int:
+        if self._max_items is None:
+            try:
+                info = await self._request("GET", "/v1/info")
+                self._max_items = int(info["limits"]["max_items"])
+            except SieError:
+                self._max_items = DEFAULT_MAX_ITEMS
+        return self._max_items
+
+    async def _chunked(self, items: list[str], send) -> list[dict]:
+        if isinstance(items, str):
+            items = [items]  # the server would refuse it; a lone string is almost always meant as one item
+        size = await self._limit()
+        parts = [items[i:i + size] for i in range(0, len(items), size)] or [items]
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(part):
+            async with gate:
+                return await send(part)
+
+        return list(await asyncio.gather(*(one(p) for p in parts)))
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        http = self._http.get(loop)
+        if http is None:
+            headers = {"accept": self.content_type}
+            if self.api_key:
+                headers["authorization"] = f"Bearer {self.api_key}"
+            http = self._http[loop] = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=self.timeout)
+        return http
+
+    async def _post(self, path: str, payload: dict, model: str) -> dict:
+        return await self._request("POST", path, payload, {"x-sie-model": model})
+
+    async def _request(self, method: str, path: str, payload: dict | None = None,
+                       headers: dict | None = None) -> dict:
+        body = None
+        headers = dict(headers or {})
+        if payload is not None:
+            body = encode_body(payload, self.content_type == MSGPACK)
+            headers["content-type"] = self.content_type
+        for attempt in range(self.max_retries + 1):
+            try:
+                resp = await self._client().request(method, path, content=body, headers=headers)
+            except httpx.TransportError as e:
+                if attempt == self.max_retries:
+                    raise SieError(f"server: cannot reach {self.url}: {type(e).__name__}: {e}",
+                                   code="unreachable", status=503) from None
+                await asyncio.sleep(_backoff(attempt, None))
+                continue
+            if resp.status_code in (429, 503) and attempt < self.max_retries:
+                await asyncio.sleep(_backoff(attempt, resp.headers.get("retry-after")))
+                continue
+            data = decode_body(resp.content, resp.headers.get("content-type")) if resp.content else {}
+            if resp.status_code >= 400:
+                err = data.get("error", {}) if isinstance(data, dict) else {}
+                retry = resp.headers.get("retry-after")
+                raise SieError(err.get("message", f"HTTP {resp.status_code}"), code=err.get("code", "http_error"),
+                               field=err.get("field"), status=resp.status_code,
+                               retry_after=float(retry) if retry else None)
+            return data
+        raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    if retry_after:
+        try:
+            return float(retry_after)
+        except ValueError:
+            pass
+    return min(10.0, 0.2 * 2**attempt) * (0.5 + random.random())
+
+
+def _compact(params: dict) -> dict:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _array(value: Any, dtype: str) -> np.ndarray:
+    arr = unpack_array(value)
+    wire = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "binary": np.uint8}[dtype]
+    return arr.astype(wire, copy=False)
+
+
+def _sparse(value: Any) -> SparseVector | None:
+    if value is None:
+        return None
+    return SparseVector(indices=unpack_array(value["indices"]).astype(np.int32, copy=False),
+                        values=unpack_array(value["values"]).astype(np.float32, copy=False),
+                        tokens=value.get("tokens"))
+
+
+def _timing(value: dict | None) -> Timing | None:
+    return None if not value else Timing(**value)
+
+
+Client = SieClient  # the name the Chroma/LanceDB integrations import

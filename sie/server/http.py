@@ -1,0 +1,80 @@
+"""Helpers shared by the routes: decode a body into a request model, answer in the client's format,
+and stop work for a client that hung up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from sie.codec import decode_body, encode_body, wants_msgpack
+from sie.errors import InvalidInput, SieError
+from sie.server.errors import invalid
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class ClientGone(SieError):
+    code, status = "client_closed_request", 499
+
+
+def name_model(request: Request, name: str) -> None:
+    """Label this request's metrics with the canonical model name (unknown names share one label,
+    so arbitrary client input cannot blow up metric cardinality)."""
+    catalog = request.app.state.engine.catalog
+    request.state.model = catalog.get(name).name if name in catalog else "unknown"
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    body = await request.body()
+    if not body:
+        raise InvalidInput("body: empty request body; send a JSON or msgpack object", field="body")
+    try:
+        data = decode_body(body, request.headers.get("content-type"))
+    except ValueError as e:
+        raise InvalidInput(f"body: {e}", field="body") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise invalid(e.errors()) from None
+
+
+def respond(request: Request, payload: Any, status: int = 200) -> Response:
+    msgpack_out = wants_msgpack(request.headers.get("accept"))
+    start = time.perf_counter()
+    body = encode_body(payload, msgpack_out)
+    engine = request.app.state.engine
+    model = getattr(request.state, "model", None)
+    if model:
+        engine.metrics.phase_seconds.labels(model, "serialize").observe(time.perf_counter() - start)
+    return Response(body, status_code=status, media_type="application/msgpack" if msgpack_out else "application/json")
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`; if the client disconnects first, cancel it (its queued sequences are dropped)."""
+    task = asyncio.ensure_future(work)
+
+    async def client_left() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(client_left())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    raise ClientGone("client: disconnected before the answer was ready; its work was dropped")

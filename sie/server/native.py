@@ -1,0 +1,98 @@
+"""Native routes: POST /v1/encode/{model}, /v1/score/{model}, /v1/extract/{model}."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from sie.errors import InvalidInput
+from sie.runtime.results import Timing
+from sie.server.errors import PayloadTooLarge
+from sie.server.http import name_model, parse, respond, unless_disconnected
+from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest
+
+router = APIRouter()
+
+
+def _body(model: type) -> dict:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")},
+        "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def check_limits(request: Request, texts: list[str], field: str = "items") -> None:
+    s = request.app.state.engine.settings
+    if len(texts) > s.max_items:
+        raise PayloadTooLarge(f"{field}: {len(texts)} items exceeds the limit of {s.max_items} per request "
+                              f"(SIE_MAX_ITEMS); split the request", field=field)
+    for i, t in enumerate(texts):
+        if len(t) > s.max_chars:
+            raise PayloadTooLarge(f"{field}[{i}]: {len(t)} characters exceeds the limit of {s.max_chars} "
+                                  f"(SIE_MAX_CHARS)", field=f"{field}[{i}]")
+
+
+def timing(t: Timing | None) -> dict | None:
+    return None if t is None else {"queue_ms": t.queue_ms, "tokenize_ms": t.tokenize_ms, "compute_ms": t.compute_ms}
+
+
+def _texts(items: list[Item]) -> list[str]:
+    return [i.text for i in items]
+
+
+@router.post("/v1/encode/{model:path}", openapi_extra=_body(EncodeRequest), tags=["native"])
+async def encode(model: str, request: Request):
+    name_model(request, model)
+    body = await parse(request, EncodeRequest)
+    texts = _texts(body.items)
+    check_limits(request, texts)
+    p = body.params
+    if p.output_types != ["dense"]:
+        raise InvalidInput(f"params.output_types: {p.output_types} needs sparse/multivector heads, which "
+                           f"'{model}' does not have", field="params.output_types")
+    start = time.perf_counter()
+    engine = request.app.state.engine
+    results = await unless_disconnected(request, engine.encode(
+        model, texts, is_query=p.is_query, dims=p.dims, dtype=p.dtype, normalize=p.normalize,
+        instruction=p.instruction, admission="reject"))
+    items = [{"id": it.id, "dense": r.dense, "tokens": r.tokens, "truncated": r.truncated,
+              "timing": timing(r.timing)} for it, r in zip(body.items, results)]
+    return respond(request, {"model": engine.card(model).name, "items": items,
+                             "usage": {"tokens": sum(r.tokens for r in results)},
+                             "timing": {"total_ms": round((time.perf_counter() - start) * 1000, 3)}})
+
+
+@router.post("/v1/score/{model:path}", openapi_extra=_body(ScoreRequest), tags=["native"])
+async def score(model: str, request: Request):
+    name_model(request, model)
+    body = await parse(request, ScoreRequest)
+    texts = _texts(body.items)
+    check_limits(request, texts)
+    check_limits(request, [body.query.text], field="query")
+    engine = request.app.state.engine
+    results = await unless_disconnected(request, engine.score(
+        model, body.query.text, texts, top_k=body.params.top_k, instruction=body.params.instruction,
+        admission="reject"))
+    out = [{"index": r.index, "id": body.items[r.index].id, "score": r.score, "rank": r.rank,
+            "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)} for r in results]
+    return respond(request, {"model": engine.card(model).name, "query_id": body.query.id, "items": out})
+
+
+@router.post("/v1/extract/{model:path}", openapi_extra=_body(ExtractRequest), tags=["native"])
+async def extract(model: str, request: Request):
+    name_model(request, model)
+    body = await parse(request, ExtractRequest)
+    texts = _texts(body.items)
+    check_limits(request, texts)
+    p = body.params
+    engine = request.app.state.engine
+    results = await unless_disconnected(request, engine.extract(
+        model, texts, labels=p.labels, threshold=p.threshold, flat=p.flat, multi_label=p.multi_label,
+        admission="reject"))
+    out = [{"id": it.id,
+            "entities": [{"text": e.text, "label": e.label, "score": e.score, "start": e.start, "end": e.end}
+                         for e in r.entities],
+            "classifications": [{"label": c.label, "score": c.score} for c in r.classifications],
+            "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)}
+           for it, r in zip(body.items, results)]
+    return respond(request, {"model": engine.card(model).name, "items": out})

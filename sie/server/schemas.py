@@ -1,0 +1,77 @@
+"""Request bodies of the HTTP API (pydantic), also the source of the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Item(_Body):
+    id: str | None = Field(None, description="Echoed back with the item's result.")
+    text: str = Field(description="The input text.")
+
+
+class EncodeParams(_Body):
+    output_types: list[Literal["dense", "sparse", "multivector"]] = Field(["dense"], min_length=1)
+    is_query: bool = False
+    instruction: str | None = None
+    dims: int | None = Field(None, gt=0)
+    dtype: Literal["float32", "float16", "int8", "binary"] = "float32"
+    normalize: bool | None = None
+
+
+class EncodeRequest(_Body):
+    items: list[Item] = Field(min_length=1)
+    params: EncodeParams = EncodeParams()
+
+
+class ScoreParams(_Body):
+    top_k: int | None = Field(None, gt=0)
+    instruction: str | None = None
+
+
+class ScoreRequest(_Body):
+    query: Item
+    items: list[Item] = Field(min_length=1)
+    params: ScoreParams = ScoreParams()
+
+
+class ExtractParams(_Body):
+    labels: list[str] | None = None
+    threshold: float | None = Field(None, ge=0, le=1)
+    flat: bool = True
+    multi_label: bool = False
+
+
+class ExtractRequest(_Body):
+    items: list[Item] = Field(min_length=1)
+    params: ExtractParams = ExtractParams()
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI /v1/embeddings. Unknown OpenAI fields are accepted and ignored, as OpenAI clients send them."""
+
+    model: str
+    input: str | list[str] = Field(description="A string or a list of strings (token arrays are not supported).")
+    dimensions: int | None = Field(None, gt=0)
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+
+class RerankDocument(BaseModel):
+    text: str
+
+
+class RerankRequest(BaseModel):
+    """Cohere / Jina style /v1/rerank."""
+
+    model: str
+    query: str
+    documents: list[str | RerankDocument] = Field(min_length=1)
+    top_n: int | None = Field(None, gt=0)
+    return_documents: bool = False
