@@ -238,9 +238,9 @@ class LruModelPool:
             if from_host:
                 start = time.perf_counter()
                 with self._lock:
+                    slot.host_bytes = 0  # leaving the host tier: its room may go to whatever we evict now
                     self._reserve(slot, slot.loaded.footprint)
                     slot.loaded.to(self.device)
-                    slot.host_bytes = 0
                 self.metrics.swap_ins.labels(name).inc()
                 self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start)
             else:
@@ -305,11 +305,13 @@ class LruModelPool:
         """Device → host when the host tier has room (dropping its own LRU entries), else dropped."""
         self.metrics.evictions.labels(slot.card.name, Tier.DEVICE.value).inc()
         size = slot.loaded.footprint if slot.loaded else slot.device_bytes
-        if size <= self.host_budget:
-            while self._used(Tier.HOST) + size > self.host_budget:
-                oldest = min((s for s in self._slots.values() if s.tier == Tier.HOST), key=lambda s: s.last_used)
+        older = sorted((s for s in self._slots.values() if s.tier == Tier.HOST), key=lambda s: s.last_used)
+        if slot.loaded is not None and size <= self.host_budget:
+            while self._used(Tier.HOST) + size > self.host_budget and older:
+                oldest = older.pop(0)
                 self.metrics.evictions.labels(oldest.card.name, Tier.HOST.value).inc()
                 self._drop(oldest)
+        if slot.loaded is not None and self._used(Tier.HOST) + size <= self.host_budget:
             slot.loaded.to(self.host_device, pin=self.device.type == "cuda")
             slot.tier, slot.device_bytes, slot.host_bytes = Tier.HOST, 0, size
             log.info("evicted %s to host RAM", slot.card.name)
@@ -322,8 +324,8 @@ class LruModelPool:
         slot.loaded, slot.device_bytes, slot.host_bytes = None, 0, 0
         if slot.tier in (Tier.DEVICE, Tier.HOST):
             slot.tier = Tier.UNLOADED
-        gc.collect()
-        if had_device and self.device.type == "cuda":
+        if had_device and self.device.type == "cuda":  # on CPU, dropping the last reference frees the tensors
+            gc.collect()
             torch.cuda.empty_cache()
 
     def _used(self, tier: Tier) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from sie.errors import InvalidInput
 from sie.runtime.results import Timing
@@ -13,12 +13,33 @@ from sie.server.http import name_model, parse, respond, unless_disconnected
 from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest
 
 router = APIRouter()
+MODEL_PATH = Path(description="Model name or alias (see GET /v1/models).",
+                  examples=["sentence-transformers/all-MiniLM-L6-v2"])
 
 
 def _body(model: type) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")},
-        "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}}}
+    """OpenAPI request body for a route that decodes its own body (JSON or msgpack, same shape)."""
+    return {"requestBody": {"required": True, "description": "JSON, or the same object as msgpack "
+                            "(Content-Type: application/msgpack).",
+                            "content": {"application/json": {"schema": inline_schema(model)}}}}
+
+
+def inline_schema(model: type) -> dict:
+    """The model's JSON Schema with its $defs inlined (they would not resolve inside an OpenAPI document)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.split("/")[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
 
 
 def check_limits(request: Request, texts: list[str], field: str = "items") -> None:
@@ -41,7 +62,7 @@ def _texts(items: list[Item]) -> list[str]:
 
 
 @router.post("/v1/encode/{model:path}", openapi_extra=_body(EncodeRequest), tags=["native"])
-async def encode(model: str, request: Request):
+async def encode(request: Request, model: str = MODEL_PATH):
     name_model(request, model)
     body = await parse(request, EncodeRequest)
     texts = _texts(body.items)
@@ -63,7 +84,7 @@ async def encode(model: str, request: Request):
 
 
 @router.post("/v1/score/{model:path}", openapi_extra=_body(ScoreRequest), tags=["native"])
-async def score(model: str, request: Request):
+async def score(request: Request, model: str = MODEL_PATH):
     name_model(request, model)
     body = await parse(request, ScoreRequest)
     texts = _texts(body.items)
@@ -79,7 +100,7 @@ async def score(model: str, request: Request):
 
 
 @router.post("/v1/extract/{model:path}", openapi_extra=_body(ExtractRequest), tags=["native"])
-async def extract(model: str, request: Request):
+async def extract(request: Request, model: str = MODEL_PATH):
     name_model(request, model)
     body = await parse(request, ExtractRequest)
     texts = _texts(body.items)

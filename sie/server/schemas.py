@@ -13,7 +13,7 @@ class _Body(BaseModel):
 
 class Item(_Body):
     id: str | None = Field(None, description="Echoed back with the item's result.")
-    text: str = Field(description="The input text.")
+    text: str = Field(min_length=1, description="The input text (not empty, not only whitespace).")
 
 
 class EncodeParams(_Body):
