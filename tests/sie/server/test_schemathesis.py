@@ -10,11 +10,11 @@ from pathlib import Path
 ST = str(Path(sys.executable).parent / "schemathesis")
 
 
-def test_no_generated_request_gets_a_server_error(server):
+def test_no_generated_request_gets_a_server_error(server, tmp_path):
     out = subprocess.run(
         [ST, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "150",
          "--workers", "1", "--seed", "7", "-H", "Authorization: Bearer test-key"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     report = out.stdout + out.stderr
     assert out.returncode == 0, report[-4000:]
     generated = int(re.search(r"(\d+) generated", report).group(1))
