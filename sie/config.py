@@ -43,6 +43,8 @@ class Settings(BaseModel):
                                                                "load before a 503 with Retry-After.")
     # -- batcher
     queue_capacity: int = Field(4096, gt=0, description="Sequences a model's queue holds before 429.")
+    batching: bool = Field(True, description="Merge sequences of different requests into one forward pass "
+                                             "(off: one request per pass; for measuring what batching buys).")
     # -- server limits (each violation names its limit)
     max_body_bytes: int = Field(16 << 20, gt=0, description="Largest request body (413 above).")
     max_items: int = Field(2048, gt=0, description="Most items per request.")

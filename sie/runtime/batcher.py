@@ -80,11 +80,12 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 
 class TokenBudgetBatcher:
-    def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096,
+    def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096, cross_request: bool = True,
                  evict_idle: Callable[[str], bool] = lambda model: False,
                  compute: dict[str, Callable] = COMPUTE) -> None:
         self.metrics = metrics
         self.queue_capacity = queue_capacity
+        self.cross_request = cross_request
         self._evict_idle = evict_idle
         self._compute = compute
         self._queues: dict[str, deque[_Piece]] = {}
@@ -200,6 +201,8 @@ class TokenBudgetBatcher:
                 q.popleft()
                 continue
             if piece.job.key != batch.key:
+                break
+            if not self.cross_request and batch.pieces and piece.job is not batch.pieces[0].job:
                 break
             if batch.pieces and batch.tokens + piece.tokens > budget:
                 break

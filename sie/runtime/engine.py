@@ -62,7 +62,7 @@ class Engine:
             host_budget=host_budget(self.device, s.host_memory_budget),
             pinned=tuple(s.pin), idle_timeout=s.idle_timeout, load_wait_timeout=s.load_wait_timeout,
             metrics=self.metrics)
-        self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity,
+        self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity, cross_request=s.batching,
                                           evict_idle=lambda model: self.pool.evict_one_idle(exclude=model))
         self._tokenizers = ThreadPoolExecutor(s.tokenizer_threads, thread_name_prefix="sie-tokenize")
         self._sync = BackgroundLoop("sie-engine-sync")
