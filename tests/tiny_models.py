@@ -1,6 +1,7 @@
 """Tiny random-weight models of each architecture, saved like a Hugging Face checkpoint.
 
-They reuse the MiniLM tokenizer (vocab 30522), so every config keeps that vocabulary size.
+They reuse the MiniLM tokenizer (vocab 30522), so every config keeps that vocabulary size and points
+its special ids at MiniLM's: [PAD]=0, [CLS]=101, [SEP]=102, [MASK]=103.
 """
 
 from __future__ import annotations
@@ -11,19 +12,61 @@ from pathlib import Path
 import torch
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+PAD, CLS, SEP, MASK = 0, 101, 102, 103
+# kind → the transformers head class `head=` builds on top of the base model.
+HEADS = {
+    None: "AutoModel",
+    "masked-lm": "AutoModelForMaskedLM",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "causal-lm": "AutoModelForCausalLM",
+}
 
 
 def _config(kind: str, **overrides):
-    from transformers import BertConfig, XLMRobertaConfig
+    from transformers import (
+        BertConfig,
+        DebertaV2Config,
+        DistilBertConfig,
+        ModernBertConfig,
+        Qwen2Config,
+        Qwen3Config,
+        XLMRobertaConfig,
+    )
 
     common = dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=128, max_position_embeddings=80, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0)
     if kind == "bert":
-        cfg = BertConfig(**{**common, "type_vocab_size": 2, "pad_token_id": 0})
+        cfg = BertConfig(**{**common, "type_vocab_size": 2, "pad_token_id": PAD})
     elif kind == "xlm-roberta":
         cfg = XLMRobertaConfig(**{**common, "type_vocab_size": 1, "pad_token_id": 1,
                                   "max_position_embeddings": 82})
+    elif kind == "distilbert":
+        cfg = DistilBertConfig(vocab_size=30522, dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+                               max_position_embeddings=80, dropout=0.0, attention_dropout=0.0, pad_token_id=PAD)
+    elif kind == "deberta-v2":
+        cfg = DebertaV2Config(**{**common, "type_vocab_size": 0, "pad_token_id": PAD, "relative_attention": True,
+                                 "position_buckets": 16, "max_relative_positions": -1, "norm_rel_ebd": "layer_norm",
+                                 "share_att_key": True, "pos_att_type": ["p2c", "c2p"],
+                                 "position_biased_input": False, "max_position_embeddings": 128})
+    elif kind == "modernbert":
+        # Three layers: global, local, local. local_attention 16 = a window of ±8 tokens, far shorter
+        # than the test sequences, so the local mask is exercised.
+        cfg = ModernBertConfig(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                               num_attention_heads=4, max_position_embeddings=160, local_attention=16,
+                               global_attn_every_n_layers=3, pad_token_id=PAD, bos_token_id=CLS,
+                               cls_token_id=CLS, eos_token_id=SEP, sep_token_id=SEP)
+    elif kind in ("qwen2", "qwen3"):
+        # GQA 4:2 (Qwen3) and 4:1 (Qwen2); Qwen2 also slides a window of 8 over its second layer.
+        qwen3 = kind == "qwen3"
+        config_class = Qwen3Config if qwen3 else Qwen2Config
+        cfg = config_class(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2 if qwen3 else 1,
+                           max_position_embeddings=160, pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP,
+                           tie_word_embeddings=True, rope_theta=10000.0,
+                           **({"head_dim": 16} if qwen3 else {"use_sliding_window": True, "sliding_window": 8,
+                                                              "max_window_layers": 1}))
     else:
         raise ValueError(f"no tiny builder for '{kind}'")
     for k, v in overrides.items():
@@ -31,15 +74,17 @@ def _config(kind: str, **overrides):
     return cfg
 
 
-def build(kind: str, folder: Path, tokenizer_from: Path, seed: int = 0, **overrides) -> Path:
-    from transformers import AutoModel
+def build(kind: str, folder: Path, tokenizer_from: Path, seed: int = 0, head: str | None = None,
+          **overrides) -> Path:
+    import transformers
 
     torch.manual_seed(seed)
-    model = AutoModel.from_config(_config(kind, **overrides))
-    # Random init leaves LayerNorm at identity; perturb it so parity covers the affine parameters.
+    config = _config(kind, **overrides)
+    model = getattr(transformers, HEADS[head]).from_config(config)
+    # Random init leaves norms at identity and biases at zero; perturb them so parity covers them.
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "LayerNorm" in name:
+            if "norm" in name.lower() or name.endswith("bias"):
                 p.add_(torch.randn_like(p) * 0.1)
     model.save_pretrained(folder, safe_serialization=True)
     for f in TOKENIZER_FILES:

@@ -12,6 +12,9 @@ RUNNERS: dict[str, tuple[str, str]] = {
     "bert": ("sie.models.bert", "BertRunner"),
     "roberta": ("sie.models.bert", "BertRunner"),
     "xlm-roberta": ("sie.models.bert", "BertRunner"),
+    "modernbert": ("sie.models.modernbert", "ModernBertRunner"),
+    "qwen2": ("sie.models.qwen", "QwenRunner"),
+    "qwen3": ("sie.models.qwen", "QwenRunner"),
     "auto": ("sie.models.auto", "AutoModelRunner"),
 }
 
