@@ -213,7 +213,7 @@ def latency_overhead(url: str, threads: int, n: int = 200) -> dict:
 
 def swap_vs_cold(work: Path, threads: int) -> dict:
     """A budget for one model plus a host tier: alternate two models, read the pool's own timings."""
-    srv = start_sie(work, "swap", threads, SIE_MEMORY_BUDGET="300MiB", SIE_HOST_MEMORY_BUDGET="2GiB")
+    srv = start_sie(work, "swap", threads, SIE_MEMORY_BUDGET="200MiB", SIE_HOST_MEMORY_BUDGET="2GiB")
     try:
         with httpx.Client(base_url=srv.url, timeout=120) as http:
             for i in range(6):

@@ -43,6 +43,9 @@ class Settings(BaseModel):
                                                                "load before a 503 with Retry-After.")
     # -- batcher
     queue_capacity: int = Field(4096, gt=0, description="Sequences a model's queue holds before 429.")
+    max_queue_wait: float | None = Field(
+        2.0, gt=0, description="Refuse (429) work that would wait longer than this in a model's queue, "
+                               "judged from its measured throughput: bounds the latency of admitted requests.")
     batching: bool = Field(True, description="Merge sequences of different requests into one forward pass "
                                              "(off: one request per pass; for measuring what batching buys).")
     # -- server limits (each violation names its limit)

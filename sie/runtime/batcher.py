@@ -80,11 +80,14 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 
 class TokenBudgetBatcher:
-    def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096, cross_request: bool = True,
+    def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096, max_queue_wait: float | None = None,
+                 cross_request: bool = True,
                  evict_idle: Callable[[str], bool] = lambda model: False,
                  compute: dict[str, Callable] = COMPUTE) -> None:
         self.metrics = metrics
         self.queue_capacity = queue_capacity
+        self.max_queue_wait = max_queue_wait
+        self._queued_tokens: dict[str, int] = {}
         self.cross_request = cross_request
         self._evict_idle = evict_idle
         self._compute = compute
@@ -108,20 +111,40 @@ class TokenBudgetBatcher:
             job.future.set_result(job)
             return job
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].ids))
+        tokens = sum(len(s.ids) for s in seqs)
         with self._cv:
             q = self._queues.setdefault(job.model, deque())
-            while len(q) + len(seqs) > self.queue_capacity and len(q) > 0:
+            while (reason := self._refusal(job.model, q, len(seqs), tokens)) is not None:
                 if not block:
                     self.metrics.queue_rejections.labels(job.model).inc()
-                    raise QueueFull(f"queue: model '{job.model}' has {len(q)} sequences waiting (capacity "
-                                    f"{self.queue_capacity}); retry after the hinted delay",
-                                    field="items", retry_after=self._retry_after(job.model, q))
+                    raise QueueFull(f"queue: model '{job.model}' {reason}; retry after the hinted delay",
+                                    field="items", retry_after=self._retry_after(job.model))
                 self._cv.wait(0.05)
             job.enqueued = time.monotonic()
             q.extend(_Piece(job, i, len(seqs[i].ids)) for i in order)
+            self._queued_tokens[job.model] = self._queued_tokens.get(job.model, 0) + tokens
             self.metrics.queue_depth.labels(job.model).set(len(q))
             self._cv.notify_all()
         return job
+
+    def _refusal(self, model: str, q: deque[_Piece], n: int, tokens: int) -> str | None:
+        """Why this job cannot be queued now (None: it can). An empty queue always admits."""
+        if not q:
+            return None
+        if len(q) + n > self.queue_capacity:
+            return f"has {len(q)} sequences waiting (capacity {self.queue_capacity})"
+        rate = self._tokens_per_s.get(model)
+        if self.max_queue_wait and rate:
+            wait = (self._queued_tokens.get(model, 0) + tokens) / rate
+            if wait > self.max_queue_wait:
+                return (f"would make this request wait ~{wait:.1f}s in the queue "
+                        f"(limit {self.max_queue_wait:g}s, SIE_MAX_QUEUE_WAIT)")
+        return None
+
+    def _pop(self, model: str, q: deque[_Piece]) -> _Piece:
+        piece = q.popleft()
+        self._queued_tokens[model] -= piece.tokens
+        return piece
 
     async def run(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized],
                   metas: list[Any], *, block: bool = False) -> Job:
@@ -158,10 +181,10 @@ class TokenBudgetBatcher:
         self._ready.put(None)
         self._worker.join(timeout=30)
 
-    def _retry_after(self, model: str, q: deque[_Piece]) -> float:
+    def _retry_after(self, model: str) -> float:
+        """Seconds until the queue has drained, from the model's measured throughput."""
         rate = self._tokens_per_s.get(model)
-        waiting = sum(p.tokens for p in q)
-        return max(1.0, round(waiting / rate, 1)) if rate else 1.0
+        return max(1.0, round(self._queued_tokens.get(model, 0) / rate, 1)) if rate else 1.0
 
     # -- forming batches --------------------------------------------------------------------------
     def _form_forever(self) -> None:
@@ -181,7 +204,7 @@ class TokenBudgetBatcher:
         heads = []
         for model, q in self._queues.items():
             while q and q[0].job.cancelled:
-                q.popleft()
+                self._pop(model, q)
             if q:
                 heads.append((q[0].job.enqueued, model))
         if not heads:
@@ -198,7 +221,7 @@ class TokenBudgetBatcher:
         while q:
             piece = q[0]
             if piece.job.cancelled:
-                q.popleft()
+                self._pop(batch.model, q)
                 continue
             if piece.job.key != batch.key:
                 break
@@ -206,7 +229,7 @@ class TokenBudgetBatcher:
                 break
             if batch.pieces and batch.tokens + piece.tokens > budget:
                 break
-            batch.pieces.append(q.popleft())
+            batch.pieces.append(self._pop(batch.model, q))
             batch.tokens += piece.tokens
         self.metrics.queue_depth.labels(batch.model).set(len(q))
         self._cv.notify_all()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -24,8 +26,10 @@ from sie.errors import UnsupportedCapability
 from sie.metrics import Metrics
 from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
+from sie.runtime import encoding, extraction, scoring
 from sie.runtime.allocator import keep_activation_memory
 from sie.runtime.batcher import Job, TokenBudgetBatcher
+from sie.runtime.compute import EncodeMeta
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
 from sie.runtime.memory import device_budget, host_budget
@@ -34,6 +38,7 @@ from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing
 from sie.runtime.tokenizer import Tokenized
 
 Admission = Literal["wait", "reject"]
+T = TypeVar("T")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,7 +67,8 @@ class Engine:
             host_budget=host_budget(self.device, s.host_memory_budget),
             pinned=tuple(s.pin), idle_timeout=s.idle_timeout, load_wait_timeout=s.load_wait_timeout,
             metrics=self.metrics)
-        self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity, cross_request=s.batching,
+        self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity,
+                                          max_queue_wait=s.max_queue_wait, cross_request=s.batching,
                                           evict_idle=lambda model: self.pool.evict_one_idle(exclude=model))
         self._tokenizers = ThreadPoolExecutor(s.tokenizer_threads, thread_name_prefix="sie-tokenize")
         self._sync = BackgroundLoop("sie-engine-sync")
@@ -84,21 +90,49 @@ class Engine:
     # -- encode -----------------------------------------------------------------------------------
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
-                     admission: Admission = "wait") -> list[EncodedItem]:
+                     output_types: list[str] | None = None, sparse_top_k: int | None = None,
+                     sparse_tokens: bool = False, admission: Admission = "wait") -> list[EncodedItem]:
+        """`output_types`: any of dense / sparse / multivector the card offers, from one forward pass
+        (default: the card's first). `sparse_top_k` caps sparse entries (card default), `sparse_tokens`
+        adds each entry's vocabulary string."""
         card = self.catalog.get(model)
         texts = validate_texts(items)
-        validate_encode_options(card, dims=dims, dtype=dtype, normalize=normalize)
-        prefix = instruction if instruction is not None else (card.prompts.query if is_query
-                                                              else card.prompts.document)
+        outputs = encoding.output_types(card, output_types)
+        if "dense" in outputs:
+            validate_encode_options(card, dims=dims, dtype=dtype, normalize=normalize)
+        encoding.validate_top_k(sparse_top_k)
+        prefix = (card.prompts.query_prefix(instruction) if is_query
+                  else instruction if instruction is not None else card.prompts.document)
+        texts = [prefix + t for t in texts] if prefix else texts
+        sparse_spec = card.capabilities.encode.sparse
+        idf_queries = "sparse" in outputs and is_query and sparse_spec.query_weights == "idf"
+        forward = tuple(o for o in outputs if not (o == "sparse" and idf_queries))
+        role = "query" if is_query else "document"
         async with await self.pool.acquire(card.name) as loaded:
-            seqs, tokenize_s = await self._tokenize(loaded, [prefix + t for t in texts] if prefix else texts)
-            job = await self.batcher.run(loaded, "encode", ("encode", "dense"), seqs, [None] * len(seqs),
-                                         block=admission == "wait")
-        vectors = finish(torch.from_numpy(np.stack([r["dense"] for r in job.results])),
-                         dims=None if dims == card.dense_dims else dims,
-                         normalize=card.normalize if normalize is None else normalize)
-        encoded = encode_vectors(vectors.numpy(), dtype)
-        return [EncodedItem(encoded[i], len(s.ids), s.truncated, timing=_timing(job, i, tokenize_s))
+            seqs, tokenize_s = await self._prepare(loaded, partial(encoding.role_sequences, card, loaded.tokenizer,
+                                                                   texts, is_query=is_query))
+            job = None
+            if forward:
+                job = await self.batcher.run(loaded, "encode", ("encode", forward, role), seqs,
+                                             [EncodeMeta(forward, role)] * len(seqs), block=admission == "wait")
+            raw = job.results if job else [{} for _ in seqs]
+            if idf_queries:
+                skip = set(loaded.heads.special_ids.tolist()) if sparse_spec.skip_special_tokens else set()
+                for r, row in zip(raw, encoding.idf_sparse(seqs, loaded.heads.idf, skip)):
+                    r["sparse"] = row
+            vocab = loaded.tokenizer if sparse_tokens else None
+        dense = [None] * len(seqs)
+        if "dense" in outputs:
+            vectors = finish(torch.from_numpy(np.stack([r["dense"] for r in raw])),
+                             dims=None if dims == card.dense_dims else dims,
+                             normalize=card.normalize if normalize is None else normalize)
+            dense = encode_vectors(vectors.numpy(), dtype)
+        top_k = sparse_top_k if sparse_top_k is not None else (sparse_spec.top_k if sparse_spec else None)
+        return [EncodedItem(dense[i], len(s.ids), s.truncated,
+                            sparse=encoding.finish_sparse(*raw[i]["sparse"], top_k=top_k, tokenizer=vocab)
+                            if "sparse" in outputs else None,
+                            multivector=raw[i].get("multivector"),
+                            timing=_timing(job, i, tokenize_s))
                 for i, s in enumerate(seqs)]
 
     def encode_sync(self, model: str, items: list[str], **options) -> list[EncodedItem]:
@@ -108,18 +142,53 @@ class Engine:
     # -- score / extract ----------------------------------------------------------------------------
     async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
                     instruction: str | None = None, admission: Admission = "wait") -> list[ScoredItem]:
-        """Relevance of each item to `query`, sorted best first (cross-encoder, late interaction, bi-encoder)."""
+        """Relevance of each item to `query`, sorted best first (cross-encoder, yes/no decoder, late
+        interaction, bi-encoder), with each item's original index and rank."""
         card = self.catalog.get(model)
-        raise UnsupportedCapability(f"model: '{card.name}' has no score capability; pick a reranker "
-                                    f"(see `sie models`)", field="model")
+        spec = card.capabilities.score
+        if spec is None:
+            raise UnsupportedCapability(f"model: '{card.name}' has no score capability; pick a reranker "
+                                        f"(see `sie models`)", field="model")
+        texts = validate_texts(items)
+        query = validate_texts([query], field="query")[0]
+        encoding.validate_top_k(top_k, "top_k")
+        if spec.kind in ("late-interaction", "bi-encoder"):
+            kind = "multivector" if spec.kind == "late-interaction" else "dense"
+            q = (await self.encode(card.name, [query], is_query=True, instruction=instruction, output_types=[kind],
+                                   admission=admission))[0]
+            docs = await self.encode(card.name, texts, output_types=[kind], admission=admission)
+            measure = scoring.maxsim if kind == "multivector" else scoring.cosine
+            scores = [measure(getattr(q, kind), getattr(d, kind)) for d in docs]
+            return scoring.ranked(scores, docs, top_k)
+        async with await self.pool.acquire(card.name) as loaded:
+            if spec.kind == "yes-no":
+                prep = partial(scoring.template_sequences, loaded.tokenizer, spec.template, query, texts, instruction)
+            else:
+                q = card.prompts.query_prefix(instruction) + query
+                prep = partial(loaded.tokenizer.encode_pairs, [(q, t) for t in texts])
+            seqs, tokenize_s = await self._prepare(loaded, prep)
+            job = await self.batcher.run(loaded, "score", ("score",), seqs, [None] * len(seqs),
+                                         block=admission == "wait")
+        scores = [scoring.relevance(r["logits"], spec) for r in job.results]
+        timings = [_timing(job, i, tokenize_s) for i in range(len(seqs))]
+        return [replace(item, timing=timings[item.index]) for item in scoring.ranked(scores, seqs, top_k)]
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
                       admission: Admission = "wait") -> list[ExtractedItem]:
-        """Entities (zero-shot or token-classification) or classifications for each item."""
+        """Entities (GLiNER zero-shot spans, token-classification tags) or classifications (NLI zero-shot)."""
         card = self.catalog.get(model)
-        raise UnsupportedCapability(f"model: '{card.name}' has no extract capability; pick an extractor "
-                                    f"(see `sie models`)", field="model")
+        spec = extraction.capability(card)
+        texts = validate_texts(items)
+        chosen = extraction.request_labels(spec, labels)
+        minimum = extraction.request_threshold(spec, threshold)
+        async with await self.pool.acquire(card.name) as loaded:
+            plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen))
+            job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas,
+                                         block=admission == "wait")
+            timings = [_timing(job, i, tokenize_s) for i in range(len(plan.seqs))]
+            return extraction.finish(loaded, plan, texts, job.results, threshold=minimum, flat=flat,
+                                     multi_label=multi_label, timings=timings)
 
     def score_sync(self, model: str, query: str, items: list[str], **options) -> list[ScoredItem]:
         return self._sync.run(self.score(model, query, items, **options))
@@ -129,11 +198,15 @@ class Engine:
 
     # -- plumbing ---------------------------------------------------------------------------------
     async def _tokenize(self, loaded: LoadedModel, texts: list[str]) -> tuple[list[Tokenized], float]:
+        return await self._prepare(loaded, partial(loaded.tokenizer.encode, texts))
+
+    async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T]) -> tuple[T, float]:
+        """Run tokenization work on the tokenizer threads; returns its result and the seconds it took."""
         start = time.monotonic()
-        seqs = await asyncio.get_running_loop().run_in_executor(self._tokenizers, loaded.tokenizer.encode, texts)
+        result = await asyncio.get_running_loop().run_in_executor(self._tokenizers, prepare)
         elapsed = time.monotonic() - start
         self.metrics.phase_seconds.labels(loaded.card.name, "tokenize").observe(elapsed)
-        return seqs, elapsed
+        return result, elapsed
 
     def close(self) -> None:
         self.batcher.close()
@@ -142,6 +215,8 @@ class Engine:
         self._sync.close()
 
 
-def _timing(job: Job, i: int, tokenize_s: float) -> Timing:
+def _timing(job: Job | None, i: int, tokenize_s: float) -> Timing:
+    if job is None:  # nothing ran on the model (inference-free sparse queries)
+        return Timing(queue_ms=0.0, tokenize_ms=round(tokenize_s * 1000, 3), compute_ms=0.0)
     return Timing(queue_ms=round(job.queue_seconds[i] * 1000, 3), tokenize_ms=round(tokenize_s * 1000, 3),
                   compute_ms=round(job.compute_seconds[i] * 1000, 3))

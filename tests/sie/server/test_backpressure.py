@@ -31,7 +31,14 @@ def metric(client: httpx.Client, name: str, **labels) -> float:
 @pytest.fixture(scope="module")
 def busy(server_factory):
     """No preload, a short load wait, a tiny queue."""
-    return server_factory({"SIE_LOAD_WAIT_TIMEOUT": "0.05", "SIE_QUEUE_CAPACITY": "40"})
+    return server_factory({"SIE_LOAD_WAIT_TIMEOUT": "0.05", "SIE_QUEUE_CAPACITY": "40", "SIE_MAX_QUEUE_WAIT": "1000"})
+
+
+def until_ok(c: httpx.Client, model: str = MINILM) -> None:
+    deadline = time.monotonic() + 60
+    while c.post(f"/v1/encode/{model}", json={"items": [{"text": "warm"}]}).status_code != 200:
+        assert time.monotonic() < deadline, "model never became ready"
+        time.sleep(0.1)
 
 
 def test_a_request_for_a_loading_model_waits_then_gets_503_with_retry_after(busy):
@@ -50,7 +57,7 @@ def test_a_request_for_a_loading_model_waits_then_gets_503_with_retry_after(busy
 
 def test_full_queue_answers_429_with_retry_after_and_keeps_serving(busy):
     with busy.client() as c:
-        assert c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": "warm"}]}).status_code == 200
+        until_ok(c)
 
         def send(i):
             return c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": t} for t in LONG[:16]]})
@@ -66,9 +73,29 @@ def test_full_queue_answers_429_with_retry_after_and_keeps_serving(busy):
         assert c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": "after"}]}).status_code == 200
 
 
+def test_admission_bounds_the_queue_wait_of_admitted_requests(server_factory):
+    srv = server_factory({"SIE_MAX_QUEUE_WAIT": "0.5"}, ("--preload", MINILM))
+    with srv.client() as c:
+        for _ in range(3):  # the batcher learns this model's throughput
+            assert c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": t} for t in LONG[:8]]}).status_code == 200
+
+        def send(i):
+            t = time.monotonic()
+            r = c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": t} for t in LONG[:8]]})
+            return r, time.monotonic() - t
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(32)))
+    refused = [r for r, _ in answers if r.status_code == 429]
+    admitted = [r.json()["items"][0]["timing"]["queue_ms"] for r, _ in answers if r.status_code == 200]
+    assert refused and admitted
+    assert "SIE_MAX_QUEUE_WAIT" in refused[0].json()["error"]["message"]
+    assert max(admitted) < 4000, admitted  # 0.5 s budget, judged on an estimate of the throughput
+
+
 def test_work_of_a_disconnected_client_is_dropped_before_compute(busy):
     with busy.client() as c:
-        assert c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": "warm"}]}).status_code == 200
+        until_ok(c)
         before = metric(c, "sie_batch_items_sum", model=MINILM)
         first = threading.Thread(target=lambda: c.post(f"/v1/encode/{MINILM}",
                                                        json={"items": [{"text": t} for t in LONG]}))
