@@ -91,3 +91,62 @@ def build(kind: str, folder: Path, tokenizer_from: Path, seed: int = 0, head: st
         if (tokenizer_from / f).exists():
             shutil.copy(tokenizer_from / f, folder / f)
     return folder
+
+
+GLINER_TOKENS = ("[FLERT]", "<<ENT>>", "<<SEP>>")  # added in this order, as GLiNER does
+
+
+def build_gliner(folder: Path, tokenizer_from: Path, seed: int = 0, *, span_mode: str = "markerV0",
+                 hidden_size: int = 48, max_width: int = 4, max_len: int = 40) -> Path:
+    """A GLiNER checkpoint in GLiNER's own layout (gliner_config.json + pytorch_model.bin + tokenizer):
+    a tiny DeBERTa-v2 backbone with the three GLiNER tokens added, a projection to `hidden_size`, the
+    bidirectional LSTM, the span-marker layers and the prompt MLP, all random."""
+    import json
+
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import DebertaV2Model
+
+    torch.manual_seed(seed)
+    enc_config = _config("deberta-v2", vocab_size=30522 + len(GLINER_TOKENS))
+    backbone = DebertaV2Model(enc_config)
+    state = {f"token_rep_layer.bert_layer.model.{k}": v for k, v in backbone.state_dict().items()}
+    h, d = hidden_size, enc_config.hidden_size
+
+    def linear(name: str, n_in: int, n_out: int) -> None:
+        state[f"{name}.weight"] = torch.randn(n_out, n_in) * n_in ** -0.5
+        state[f"{name}.bias"] = torch.randn(n_out) * 0.1
+
+    def mlp(name: str, n_in: int, n_out: int, wide: int) -> None:
+        linear(f"{name}.0", n_in, wide)
+        linear(f"{name}.3", wide, n_out)
+
+    linear("token_rep_layer.projection", d, h)
+    lstm = torch.nn.LSTM(h, h // 2, bidirectional=True, batch_first=True)
+    state |= {f"rnn.lstm.{k}": v for k, v in lstm.state_dict().items()}
+    span = "span_rep_layer.span_rep_layer."
+    if span_mode == "markerV0":
+        mlp(span + "project_start", h, h, 4 * h)
+        mlp(span + "project_end", h, h, 4 * h)
+        mlp(span + "out_project", 2 * h, h, 4 * h)
+    else:  # "marker"
+        mlp(span + "project_start", h, h, 2 * h)
+        mlp(span + "project_end", h, h, 2 * h)
+        linear(span + "out_project", 2 * h, h)
+    mlp("prompt_rep_layer", h, h, 4 * h)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.contiguous() for k, v in state.items()}, folder / "pytorch_model.bin")
+
+    tok = Tokenizer.from_file(str(tokenizer_from / "tokenizer.json"))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in GLINER_TOKENS])
+    tok.save(str(folder / "tokenizer.json"))
+    for f in ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(tokenizer_from / f, folder / f)
+    encoder = enc_config.to_dict()
+    (folder / "gliner_config.json").write_text(json.dumps({
+        "model_name": "tiny-deberta", "encoder_config": encoder, "hidden_size": h, "max_width": max_width,
+        "max_len": max_len, "span_mode": span_mode, "dropout": 0.0, "subtoken_pooling": "first",
+        "class_token_index": tok.token_to_id("<<ENT>>"), "vocab_size": enc_config.vocab_size,
+        "ent_token": "<<ENT>>", "sep_token": "<<SEP>>", "embed_ent_token": True, "num_rnn_layers": 1,
+        "fuse_layers": False, "post_fusion_schema": "", "words_splitter_type": "whitespace", "model_type": "gliner",
+    }, indent=1))
+    return folder

@@ -27,6 +27,9 @@ class WeightSource(_Strict):
     path: str | None = Field(None, description="A local folder holding config.json and *.safetensors.")
     package: str | None = Field(None, description="An installed Python package that ships the weights.")
     subdir: str = Field("", description="Folder inside the package (or path) that holds the weights.")
+    include: list[str] = Field(default_factory=list, description=(
+        "Extra files a download must fetch besides configs, safetensors and tokenizer files "
+        "(bge-m3: colbert_linear.pt, sparse_linear.pt; GLiNER: pytorch_model.bin)."))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WeightSource:
@@ -58,12 +61,130 @@ class DenseOutput(_Strict):
         return self
 
 
+class SparseOutput(_Strict):
+    """Vocabulary-space weights. 'splade': the masked-LM head, log(1 + ReLU(logits)), max over tokens.
+    'token-weights' (bge-m3): ReLU(Linear(hidden → 1)) per token, max per token id."""
+
+    kind: Literal["splade", "token-weights"] = "splade"
+    weights: str | None = Field(None, description="token-weights: file holding the Linear(hidden, 1).")
+    skip_special_tokens: bool = Field(False, description="Drop the weights of special tokens ([CLS], [SEP], pad, unk).")
+    top_k: int | None = Field(None, gt=0, description="Keep at most this many entries unless a request says otherwise.")
+    query_weights: Literal["model", "idf"] = Field("model", description=(
+        "'idf': queries skip the model and weight each distinct token by idf.json (inference-free "
+        "sparse encoders such as opensearch-neural-sparse-encoding-doc-*)."))
+
+    @model_validator(mode="after")
+    def _weights_for_token_weights(self) -> SparseOutput:
+        if self.kind == "token-weights" and not self.weights:
+            raise ValueError("kind 'token-weights' needs 'weights' (the file holding Linear(hidden, 1))")
+        return self
+
+
+class MultivectorOutput(_Strict):
+    """One vector per token (ColBERT): token states → linear projection → L2 normalization."""
+
+    dims: int = Field(gt=0)
+    projection: str = Field("linear.weight", description=(
+        "The [dims, hidden] projection: a tensor name in the checkpoint, or 'file:tensor' for a separate "
+        "file (bge-m3: 'colbert_linear.pt:weight'). A bias next to it is used when present."))
+    query_marker: str | None = Field(None, description="Token inserted after [CLS] in queries (ColBERT: [unused0]).")
+    document_marker: str | None = Field(None, description="Token inserted after [CLS] in documents ([unused1]).")
+    query_tokens: int | None = Field(None, gt=0, description="Query length limit, markers included.")
+    document_tokens: int | None = Field(None, gt=0, description="Document length limit, markers included.")
+    mask_augmentation: bool = Field(False, description="Pad queries with [MASK] up to query_tokens.")
+    attend_to_mask_tokens: bool = Field(False, description="Whether other tokens attend to the [MASK] padding.")
+    skip_punctuation: bool = Field(False, description="Drop document vectors of punctuation tokens.")
+    skip_first_token: bool = Field(False, description="Drop the [CLS] vector (bge-m3).")
+    normalize: bool = True
+
+    @model_validator(mode="after")
+    def _augmentation_needs_a_length(self) -> MultivectorOutput:
+        if self.mask_augmentation and not self.query_tokens:
+            raise ValueError("mask_augmentation needs query_tokens (the length queries are padded to)")
+        return self
+
+
 class EncodeCapability(_Strict):
     dense: DenseOutput | None = None
+    sparse: SparseOutput | None = None
+    multivector: MultivectorOutput | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> EncodeCapability:
+        if not (self.dense or self.sparse or self.multivector):
+            raise ValueError("encode needs at least one of dense, sparse, multivector")
+        return self
+
+
+class PairTemplate(_Strict):
+    """How a decoder reranker sees (instruction, query, document): prefix + body + suffix, where the body
+    holds {instruction}, {query} and {document} and is the part truncated to fit max_tokens."""
+
+    prefix: str = ""
+    body: str = Field(description="Text with {instruction}, {query} and {document} placeholders.")
+    suffix: str = ""
+    default_instruction: str = ""
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PairTemplate:
+        for key in ("{query}", "{document}"):
+            if key not in self.body:
+                raise ValueError(f"body must contain {key}")
+        return self
+
+
+class ScoreCapability(_Strict):
+    """'cross-encoder': a sequence-classification head over (query, document) pairs. 'yes-no': a decoder's
+    next-token logits for yes/no after `template` (Qwen3-Reranker). 'late-interaction': MaxSim over the
+    multivector output. 'bi-encoder': cosine of the dense vectors."""
+
+    kind: Literal["cross-encoder", "yes-no", "late-interaction", "bi-encoder"]
+    activation: Literal["sigmoid", "none", "softmax"] = Field("sigmoid", description=(
+        "cross-encoder: applied to the logit ('softmax' over several logits, then label_index)."))
+    label_index: int = Field(0, ge=0, description="Which logit is relevance when the head has several.")
+    yes_token: str = "yes"
+    no_token: str = "no"
+    template: PairTemplate | None = None
+
+    @model_validator(mode="after")
+    def _template_for_yes_no(self) -> ScoreCapability:
+        if self.kind == "yes-no" and self.template is None:
+            raise ValueError("kind 'yes-no' needs a template")
+        return self
+
+
+class ExtractCapability(_Strict):
+    """'gliner': zero-shot spans for labels given at request time. 'token-classification': BIO/IOB2 tags
+    aggregated into spans. 'nli': zero-shot classification through an entailment cross-encoder."""
+
+    kind: Literal["gliner", "token-classification", "nli"]
+    threshold: float = Field(0.5, ge=0, le=1, description="Default minimum score of a returned entity/label.")
+    labels: list[str] = Field(default_factory=list, description="Labels used when a request names none.")
+    hypothesis_template: str = Field("This example is {}.", description="nli: the hypothesis per label.")
+    aggregation: Literal["simple", "first", "average", "max"] = Field(
+        "simple", description="token-classification: how sub-word predictions become entities (as transformers).")
+
+    @model_validator(mode="after")
+    def _template_has_slot(self) -> ExtractCapability:
+        if self.kind == "nli" and "{}" not in self.hypothesis_template:
+            raise ValueError("hypothesis_template must contain {} (where the label goes)")
+        return self
 
 
 class Capabilities(_Strict):
     encode: EncodeCapability | None = None
+    score: ScoreCapability | None = None
+    extract: ExtractCapability | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Capabilities:
+        if not (self.encode or self.score or self.extract):
+            raise ValueError("a card needs at least one of encode, score, extract")
+        if self.score and self.score.kind == "late-interaction" and not (self.encode and self.encode.multivector):
+            raise ValueError("score kind 'late-interaction' needs encode.multivector")
+        if self.score and self.score.kind == "bi-encoder" and not (self.encode and self.encode.dense):
+            raise ValueError("score kind 'bi-encoder' needs encode.dense")
+        return self
 
 
 class Prompts(_Strict):
@@ -71,6 +192,14 @@ class Prompts(_Strict):
 
     query: str = ""
     document: str = ""
+    instruction: str | None = Field(None, description=(
+        "Query prefix when a request brings its own instruction, with an {instruction} slot "
+        "(Qwen3-Embedding: 'Instruct: {instruction}\\nQuery:'); without it the instruction replaces the prefix."))
+
+    def query_prefix(self, instruction: str | None) -> str:
+        if instruction is None:
+            return self.query
+        return self.instruction.replace("{instruction}", instruction) if self.instruction else instruction
 
 
 class DevicePrecision(_Strict):
@@ -85,7 +214,8 @@ class ModelCard(_Strict):
     aliases: list[str] = Field(default_factory=list, description="Other names that resolve to this card.")
     description: str = ""
     source: WeightSource
-    architecture: str = Field(description="Runner family: bert, roberta, xlm-roberta, or auto (transformers).")
+    architecture: str = Field(description="Runner family (see sie.models.RUNNERS): bert, roberta, xlm-roberta, "
+                                          "modernbert, qwen2, qwen3, gliner, or auto (transformers).")
     capabilities: Capabilities
     pooling: Pooling = "mean"
     normalize: bool = True

@@ -15,6 +15,7 @@ RUNNERS: dict[str, tuple[str, str]] = {
     "modernbert": ("sie.models.modernbert", "ModernBertRunner"),
     "qwen2": ("sie.models.qwen", "QwenRunner"),
     "qwen3": ("sie.models.qwen", "QwenRunner"),
+    "gliner": ("sie.models.gliner", "GlinerRunner"),
     "auto": ("sie.models.auto", "AutoModelRunner"),
 }
 

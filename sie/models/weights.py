@@ -1,11 +1,14 @@
-"""Reading a weights folder: safetensors only (pickled .bin files can run code and are refused)."""
+"""Reading a weights folder: safetensors for model bodies (pickled .bin files can run code and are
+refused); the few pickled head files some formats ship go through torch's weights-only unpickler."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sie.errors import ModelLoadFailed
@@ -13,12 +16,7 @@ from sie.errors import ModelLoadFailed
 
 def load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
     """All tensors of a (possibly sharded) safetensors checkpoint in `folder`."""
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        files = [folder / s for s in shards]
-    else:
-        files = sorted(folder.glob("*.safetensors"))
+    files = checkpoint_files(folder)
     if not files:
         others = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
         found = f" (found {', '.join(others)}: sie loads safetensors only)" if others else ""
@@ -36,3 +34,62 @@ def strip_prefix(tensors: dict[str, torch.Tensor], anchor: str) -> dict[str, tor
             prefix = key[: -len(anchor)]
             return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     raise ModelLoadFailed(f"checkpoint has no tensor named '*{anchor}'; is the architecture right?")
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        return [folder / s for s in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def read_tensors(folder: Path, wanted: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """Only the tensors whose names satisfy `wanted` (heads read a few matrices, not the whole model)."""
+    out: dict[str, torch.Tensor] = {}
+    for f in checkpoint_files(folder):
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():
+                if wanted(key):
+                    out[key] = st.get_tensor(key)
+    return out
+
+
+def load_tensor_file(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of one file. Besides safetensors, this reads the pickled state dicts a few model
+    formats ship (bge-m3's colbert_linear.pt / sparse_linear.pt, GLiNER's pytorch_model.bin) with
+    torch's weights-only unpickler, which refuses anything but tensors and containers (no code runs).
+    """
+    if not path.exists():
+        raise ModelLoadFailed(f"{path.parent}: missing weights file {path.name}")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadFailed(f"{path}: not a weights-only tensor file ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadFailed(f"{path}: expected a state dict of tensors")
+    return state
+
+
+def find_tensor(tensors: dict[str, torch.Tensor], name: str) -> str | None:
+    """The key equal to `name` or ending with '.' + name (checkpoints wrap names in 'bert.', 'model.')."""
+    if name in tensors:
+        return name
+    hits = [k for k in tensors if k.endswith("." + name)]
+    return min(hits, key=len) if hits else None
+
+
+def read_named(folder: Path, names: list[str], *, required: bool = True) -> dict[str, torch.Tensor]:
+    """Tensors by name, wherever the checkpoint's wrapper prefix puts them ('classifier.weight' matches
+    'classifier.weight'; 'pooler.dense.weight' matches 'bert.pooler.dense.weight'). Missing names are an
+    error when `required`, else left out."""
+    found = read_tensors(folder, lambda k: any(k == n or k.endswith("." + n) for n in names))
+    out: dict[str, torch.Tensor] = {}
+    for n in names:
+        key = find_tensor(found, n)
+        if key is not None:
+            out[n] = found[key]
+        elif required:
+            raise ModelLoadFailed(f"{folder}: checkpoint has no tensor '{n}' (needed by the card's head)")
+    return out

@@ -78,3 +78,24 @@ def test_groups_cover_every_sequence_once_with_bounded_padding():
     assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
     for s, e in groups:
         assert lengths[s] - lengths[e - 1] <= max(8, lengths[s] // 8)
+
+
+def test_key_lengths_hide_trailing_tokens_as_keys_only():
+    """ColBERT's [MASK] query padding: every token still gets an output, but only the first key_lengths[i]
+    tokens of a sequence are attended to."""
+    lengths = [32, 32, 20, 7]
+    keys = [10, 32, 5, 7]
+    g = torch.Generator().manual_seed(3)
+    batch = PackedBatch.from_sequences([[5] * n for n in lengths], key_lengths=keys)
+    T = sum(lengths)
+    q, k, v = (torch.randn(T, 4, 16, generator=g) for _ in range(3))
+    got = VarlenAttention(batch)(q, k, v)
+    want, start = [], 0
+    for n, kl in zip(lengths, keys):
+        qs, ks, vs = (t[start:start + n].transpose(0, 1).double() for t in (q, k, v))
+        scores = (qs @ ks[:, :kl].transpose(1, 2)) / 16 ** 0.5
+        want.append((scores.softmax(-1) @ vs[:, :kl]).transpose(0, 1))
+        start += n
+    assert (got - torch.cat(want).float()).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="key_lengths"):
+        PackedBatch.from_sequences([[5] * 3], key_lengths=[4])
