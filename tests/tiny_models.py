@@ -150,3 +150,13 @@ def build_gliner(folder: Path, tokenizer_from: Path, seed: int = 0, *, span_mode
         "fuse_layers": False, "post_fusion_schema": "", "words_splitter_type": "whitespace", "model_type": "gliner",
     }, indent=1))
     return folder
+
+
+def with_tensors(source: Path, folder: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """A copy of checkpoint `source` with extra tensors in its model.safetensors (e.g. ColBERT's linear)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({**state, **tensors}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder

@@ -85,7 +85,11 @@ def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokeniz
             heads.sparse = head_class("splade").load(folder, config, device=device, dtype=dtype)
         else:
             heads.sparse = head_class("token-weights").load(folder / enc.sparse.weights, device=device, dtype=dtype)
-        heads.special_ids = ids(special_token_ids(tokenizer, config))
+        specials = special_token_ids(tokenizer, config)
+        if enc.sparse.kind == "token-weights":  # bge-m3 skips cls/eos/pad/unk, not <mask>
+            masks = {tokenizer.token_to_id(t) for t in ("<mask>", "[MASK]")}
+            specials = [i for i in specials if i not in masks]
+        heads.special_ids = ids(specials)
         if enc.sparse.query_weights == "idf":
             heads.idf = _read_idf(folder, tokenizer)
     if enc and enc.multivector:
@@ -101,6 +105,10 @@ def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokeniz
             heads.punctuation_ids = ids(punctuation_ids(tokenizer))
     if (score and score.kind == "cross-encoder") or (extract and extract.kind == "nli"):
         heads.classifier = head_class("sequence-classification").load(folder, config, device=device, dtype=dtype)
+        labels = heads.classifier.labels
+        if extract and extract.kind == "nli" and not any(label.lower().startswith("entail") for label in labels):
+            raise ModelLoadFailed(f"capabilities.extract.kind: 'nli' needs an 'entailment' label; the model's "
+                                  f"labels are {labels}", field="capabilities.extract.kind")
     if score and score.kind == "yes-no":
         heads.yes_no = head_class("yes-no").load(
             folder, config, yes_id=token_id(tokenizer, score.yes_token, "capabilities.score.yes_token"),

@@ -42,7 +42,7 @@ class TokenWeightsHead:
         for i in range(batch.num_seqs):
             seq_ids, seq_w = ids[cu[i]:cu[i + 1]], weights[cu[i]:cu[i + 1]]
             uniq, inverse = torch.unique(seq_ids, return_inverse=True)         # ascending ids
-            best = torch.zeros(len(uniq), device=hidden.device).index_reduce_(0, inverse, seq_w, "amax")
+            best = torch.zeros(len(uniq), device=hidden.device).scatter_reduce_(0, inverse, seq_w, "amax")
             keep = best > 0
             out.append((uniq[keep].to(torch.int32).cpu().numpy(), best[keep].cpu().numpy()))
         return out

@@ -159,7 +159,7 @@ class Engine:
             docs = await self.encode(card.name, texts, output_types=[kind], admission=admission)
             measure = scoring.maxsim if kind == "multivector" else scoring.cosine
             scores = [measure(getattr(q, kind), getattr(d, kind)) for d in docs]
-            return scoring.ranked(scores, docs, top_k)
+            return scoring.ranked(scores, [d.tokens for d in docs], [d.truncated for d in docs], top_k)
         async with await self.pool.acquire(card.name) as loaded:
             if spec.kind == "yes-no":
                 prep = partial(scoring.template_sequences, loaded.tokenizer, spec.template, query, texts, instruction)
@@ -171,7 +171,8 @@ class Engine:
                                          block=admission == "wait")
         scores = [scoring.relevance(r["logits"], spec) for r in job.results]
         timings = [_timing(job, i, tokenize_s) for i in range(len(seqs))]
-        return [replace(item, timing=timings[item.index]) for item in scoring.ranked(scores, seqs, top_k)]
+        ranked = scoring.ranked(scores, [len(s.ids) for s in seqs], [s.truncated for s in seqs], top_k)
+        return [replace(item, timing=timings[item.index]) for item in ranked]
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -12,6 +12,7 @@ import torch
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
+from sie.models.heads import ModelHeads, load_heads
 from sie.models.placement import move_tensors
 from sie.models.precision import apply_cpu_precision
 from sie.models.runner import PackedBatch
@@ -34,10 +35,11 @@ class LoadedModel:
     token_budget: int
     load_seconds: float
     reserve_bytes: int = 0
+    heads: ModelHeads = field(default_factory=ModelHeads)   # sparse / multivector / score / extract heads
 
     @property
     def nbytes(self) -> int:
-        return int(self.runner.nbytes)
+        return int(self.runner.nbytes) + self.heads.nbytes
 
     @property
     def footprint(self) -> int:
@@ -48,6 +50,7 @@ class LoadedModel:
         """Move the weights (device ↔ host tier); a no-op when already there."""
         if device != self.device:
             move_tensors(self.runner, device, pin=pin)
+            move_tensors(self.heads, device, pin=pin)
             if hasattr(self.runner, "device"):
                 self.runner.device = device
             self.device = device
@@ -71,8 +74,9 @@ class LoadedModel:
 
     def pack(self, seqs: list[Tokenized], idx: list[int]) -> PackedBatch:
         """The sequences `idx` (longest first) as one packed batch on this model's device."""
+        keys = [seqs[i].key_length or len(seqs[i].ids) for i in idx]
         return PackedBatch.from_sequences([seqs[i].ids for i in idx], self.device,
-                                          [seqs[i].type_ids for i in idx])
+                                          [seqs[i].type_ids for i in idx], keys)
 
 
 def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
@@ -83,7 +87,11 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
     dtype = torch.float32 if device.type == "cpu" else _CUDA_DTYPES[card.precision.cuda]
     try:
         runner = runner_class(card.architecture).load(folder, device=device, dtype=dtype)
-        tokenizer = TextTokenizer.load(folder, card.max_tokens)
+        if hasattr(runner, "backend_tokenizer"):  # GLiNER: the backbone's tokenizer plus its prompt tokens
+            tokenizer = TextTokenizer(runner.backend_tokenizer(), card.max_tokens)
+        else:
+            tokenizer = TextTokenizer.load(folder, card.max_tokens)
+        heads = load_heads(card, folder, runner, tokenizer.backend, device=device, dtype=dtype)
     except SieError:
         raise
     except Exception as e:  # corrupt files, shape mismatches: the model is unusable, the server is not
@@ -107,7 +115,7 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
     seconds = time.perf_counter() - start
     log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
     return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds,
-                       _reserve(_config_of(runner), card, budget, dtype))
+                       _reserve(_config_of(runner), card, budget, dtype), heads)
 
 
 def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
@@ -120,8 +128,13 @@ def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads
     budget = card.token_budget if device.type != "cpu" else min(card.token_budget, max(cpu_token_budget,
                                                                                         card.max_tokens))
     try:
-        config = AutoConfig.from_pretrained(folder)
-        weights = weights_bytes(folder, dtype)
+        if (folder / "gliner_config.json").exists() and not (folder / "config.json").exists():
+            from sie.models.gliner import estimate
+
+            config, weights = estimate(folder, dtype)
+        else:
+            config = AutoConfig.from_pretrained(folder)
+            weights = weights_bytes(folder, dtype)
     except Exception as e:  # unreadable config or safetensors header: the model is unusable
         raise ModelLoadFailed(f"{card.name}: loading {folder} failed: {type(e).__name__}: {e}") from None
     return weights + _reserve(config, card, budget, dtype)

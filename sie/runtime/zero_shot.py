@@ -1,0 +1,42 @@
+"""Zero-shot classification through an NLI cross-encoder, as transformers' zero-shot pipeline does it.
+
+Each (text, hypothesis(label)) pair is one premise/hypothesis sequence (the text is what truncation
+cuts). Single-label: softmax of the entailment logits across the labels. Multi-label (or one label):
+per label, softmax over (contradiction, entailment) and keep the entailment probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sie.errors import ModelLoadFailed
+from sie.runtime.results import Classification
+
+
+def entailment_index(label2id: dict[str, int]) -> int:
+    for label, index in label2id.items():
+        if label.lower().startswith("entail"):
+            return int(index)
+    raise ModelLoadFailed(f"NLI model has no 'entailment' label (labels: {sorted(label2id)}); "
+                          "zero-shot classification needs one")
+
+
+def hypotheses(labels: list[str], template: str) -> list[str]:
+    return [template.replace("{}", label) for label in labels]
+
+
+def classify(logits: np.ndarray, labels: list[str], entail: int, *, multi_label: bool,
+             threshold: float = 0.0) -> list[Classification]:
+    """logits: [labels, nli classes] for one text → classifications sorted best first."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if multi_label or len(labels) == 1:
+        contradiction = -1 if entail == 0 else 0
+        pair = logits[:, [contradiction, entail]]
+        e = np.exp(pair - pair.max(axis=1, keepdims=True))
+        scores = e[:, 1] / e.sum(axis=1)
+    else:
+        x = logits[:, entail]
+        e = np.exp(x - x.max())
+        scores = e / e.sum()
+    order = sorted(range(len(labels)), key=lambda i: (-scores[i], i))
+    return [Classification(labels[i], float(scores[i])) for i in order if scores[i] >= threshold]
