@@ -31,6 +31,7 @@ def _config(kind: str, **overrides):
         ModernBertConfig,
         Qwen2Config,
         Qwen3Config,
+        RobertaConfig,
         XLMRobertaConfig,
     )
 
@@ -39,6 +40,8 @@ def _config(kind: str, **overrides):
                   attention_probs_dropout_prob=0.0)
     if kind == "bert":
         cfg = BertConfig(**{**common, "type_vocab_size": 2, "pad_token_id": PAD})
+    elif kind == "roberta":
+        cfg = RobertaConfig(**{**common, "type_vocab_size": 1, "pad_token_id": 1, "max_position_embeddings": 82})
     elif kind == "xlm-roberta":
         cfg = XLMRobertaConfig(**{**common, "type_vocab_size": 1, "pad_token_id": 1,
                                   "max_position_embeddings": 82})

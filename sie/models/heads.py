@@ -33,6 +33,23 @@ def head_class(kind: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def required_heads(card: ModelCard) -> list[str]:
+    """The HEADS kinds a card needs (what `load_heads` loads for it)."""
+    enc, score, extract = card.capabilities.encode, card.capabilities.score, card.capabilities.extract
+    kinds = []
+    if enc and enc.sparse:
+        kinds.append(enc.sparse.kind)
+    if enc and enc.multivector:
+        kinds.append("colbert")
+    if (score and score.kind == "cross-encoder") or (extract and extract.kind == "nli"):
+        kinds.append("sequence-classification")
+    if score and score.kind == "yes-no":
+        kinds.append("yes-no")
+    if extract and extract.kind in ("token-classification", "gliner"):
+        kinds.append(extract.kind)
+    return kinds
+
+
 @dataclass
 class ModelHeads:
     """Loaded heads plus the token-id sets they need (on the model's device)."""

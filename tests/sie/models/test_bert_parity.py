@@ -46,7 +46,7 @@ def _ragged(n: int, max_len: int, seed: int) -> list[list[int]]:
     return sorted(seqs, key=len, reverse=True)
 
 
-@pytest.mark.parametrize("kind", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta"])
 @pytest.mark.parametrize("batch_size", [1, 2, 7, 33])
 def test_token_states_match_reference(tiny_models, kind, batch_size):
     folder = tiny_models(kind)
@@ -61,7 +61,7 @@ def test_token_states_match_reference(tiny_models, kind, batch_size):
         assert (got - r).abs().max().item() <= 1e-4, f"sequence {i} (length {len(seqs[i])})"
 
 
-@pytest.mark.parametrize("kind", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta"])
 @pytest.mark.parametrize("mode", ["cls", "mean", "last"])
 def test_pooled_vectors_match_reference(tiny_models, kind, mode):
     folder = tiny_models(kind)
