@@ -80,7 +80,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0
           port: int = typer.Option(8080, help="TCP port."),
           preload: list[str] = typer.Option([], help="Models to load at start-up (repeatable)."),
           pin: list[str] = typer.Option([], help="Models never evicted (repeatable)."),
-          log_level: str = typer.Option("info", help="uvicorn log level.")) -> None:
+          log_level: str = typer.Option("info", help="uvicorn log level."),
+          pipelines: str | None = typer.Option(None, "--pipelines", help="Also serve the pipelines in this "
+                                                                          "folder (/v1/pipelines, /v1/runs).")) -> None:
     """Serve the HTTP API. SIGTERM drains: no new work, in-flight requests finish, then exit."""
     import uvicorn
 
@@ -95,6 +97,13 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0
     except SieError as e:
         _fail(e)
     app = create_app(engine)
+    if pipelines is not None:
+        from pipelines.rest import mount
+
+        try:
+            mount(app, pipelines)
+        except SieError as e:
+            _fail(e)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=max(1, int(settings.drain_seconds)))
 
@@ -118,6 +127,17 @@ def _settings():
     except SieError as e:
         _fail(e)
 
+
+def _register_rooms() -> None:
+    """Sub-commands of other rooms (`sie run`, `sie query`, ...) when those rooms are installed."""
+    try:
+        from pipelines.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_rooms()
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,158 @@
+"""`sie validate` and `sie plan`: what a pipeline will do, checked before anything is written.
+
+validate: the spec, plus (for the in-process engine) that every named model is in the catalog.
+plan:     also each model's capability (encode outputs, score, extract), local tokenizers for chunking
+          and trimming, the sinks' schema against what each database can store (the sinks are opened,
+          nothing is created or written), and for an ingest pipeline how many sources a run would
+          process or skip according to the run store.
+Every problem carries `file:line:col key.path:` like the spec's own errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import ConnectorError
+from pipelines.errors import PipelineError, Problem, SpecError
+from pipelines.models import ModelDirectory
+from pipelines.spec import FilesSource, Pipeline
+from pipelines.vectors import sink_schema
+
+
+def check_models(p: Pipeline, models: ModelDirectory, *, capabilities: bool) -> list[Problem]:
+    problems = []
+    for step in p.steps:
+        for key, name, need in step.config.models():
+            path = ("steps", step.index, step.name, key)
+            info = models.get(name)
+            if info is None:
+                problems.append(p.problem(path, models.unknown(name)))
+                continue
+            if not capabilities or need == "tokenizer":
+                continue
+            outputs = list(getattr(step.config, "outputs", {}) or {}) if need == "encode" else None
+            why = info.can(need, outputs)
+            if why:
+                problems.append(p.problem(path, f"'{info.name}' {why}"))
+            dims = getattr(step.config, "dims", None)
+            if need == "encode" and dims and info.dense_dims and dims != info.dense_dims \
+                    and dims not in info.matryoshka:
+                widths = sorted({*info.matryoshka, info.dense_dims})
+                problems.append(p.problem(("steps", step.index, step.name, "dims"),
+                                          f"'{info.name}' can make widths {widths}, not {dims}"))
+    return problems
+
+
+def check_tokenizers(p: Pipeline, tokenizers: Any) -> list[Problem]:
+    problems = []
+    for step in p.steps:
+        name = getattr(step.config, "tokenizer", None)
+        if name and step.name in ("chunk", "trim") and (step.name == "trim" or step.config.by == "tokens"):
+            try:
+                tokenizers(name)
+            except PipelineError as e:
+                problems.append(p.problem(("steps", step.index, step.name, "tokenizer"), e.message))
+    return problems
+
+
+def check_sinks(p: Pipeline, models: ModelDirectory) -> tuple[list[Problem], list[dict[str, Any]]]:
+    from connectors import open_sink
+
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    if p.kind == "ingest":
+        try:
+            schema = sink_schema(p, models)
+        except PipelineError:
+            return problems, rows  # the unknown model is already reported by check_models
+        for spec in p.sinks:
+            row = {"sink": spec.label, "key": spec.key, "schema": schema["vectors"], "status": "ok"}
+            try:
+                sink = open_sink(spec.raw)
+                try:
+                    sink.check_schema(_schema(schema))
+                finally:
+                    sink.close()
+            except ConnectorError as e:
+                row["status"] = e.message
+                problems.append(p.problem(("sinks", spec.index), e.message))
+            rows.append(row)
+        return problems, rows
+    search = p.steps_named("search")[0]
+    made = {}
+    for step in p.steps_named("encode"):
+        info = models.get(step.config.model)
+        if info is not None:
+            made.update(step.config.vector_specs(info))
+    row = {"sink": f"{search.config.sink.get('type')}:{search.config.sink.get('collection')}", "status": "ok"}
+    try:
+        sink = open_sink(search.config.sink)
+        try:
+            stored = sink.ensure()  # reopens an existing collection; never creates one
+            row["schema"] = stored.model_dump(mode="json")["vectors"]
+            for name, spec in made.items():
+                have = stored.vectors.get(name)
+                if have is None:
+                    raise ConnectorError(f"the collection has no vector {name!r} (it has "
+                                         f"{', '.join(stored.vectors)}); the query's encode step makes it")
+                if have.kind != spec["kind"] or (spec.get("dim") and have.dim != spec["dim"]):
+                    raise ConnectorError(f"vector {name!r} is {have.kind} {have.dim} in the collection, but the "
+                                         f"encode step makes {spec['kind']} {spec.get('dim')}")
+        finally:
+            sink.close()
+    except ConnectorError as e:
+        row["status"] = e.message
+        problems.append(p.problem(("steps", search.index, "search", "sink"), e.message))
+    return problems, [row]
+
+
+def _schema(schema: dict[str, Any]) -> Any:
+    from connectors.records import Schema
+
+    return Schema.parse(schema)
+
+
+def source_outlook(p: Pipeline, store: Any, shard: Any) -> dict[str, Any]:
+    """How many sources a run would process per sink (read and hashed, nothing written)."""
+    from pipelines.sources import FileSource
+
+    if not isinstance(p.source, FilesSource):
+        return {"type": "records", "note": "records are posted with each run request"}
+    source = FileSource(p.source, shard)
+    try:
+        paths = source.paths()
+    except PipelineError as e:
+        return {"type": "files", "root": p.source.root, "error": e.message}
+    docs = list(source.documents(paths))
+    fingerprint = p.fingerprint()
+    per_sink = {}
+    for spec in p.sinks:
+        states = store.sources(p.name, spec.key) if store is not None else {}
+        todo = sum(1 for d in docs if (s := states.get(d.id)) is None or s.hash != d.hash
+                   or s.fingerprint != fingerprint)
+        gone = sum(1 for s in states if s not in {d.id for d in docs} and shard.owns(s))
+        per_sink[spec.label] = {"process": todo, "skip": len(docs) - todo, "vanished": gone}
+    return {"type": "files", "root": p.source.root, "patterns": p.source.glob, "files": len(paths),
+            "sources": len(docs), "unreadable": source.errors[:20], "per_sink": per_sink}
+
+
+def raise_if(problems: list[Problem]) -> None:
+    if problems:
+        raise SpecError(problems)
+
+
+def describe_steps(p: Pipeline) -> list[str]:
+    out = []
+    for s in p.steps:
+        fields = s.config.model_dump(exclude_defaults=True, mode="json")
+        shown = ", ".join(f"{k}={v}" for k, v in fields.items())
+        out.append(f"steps[{s.index}] {s.name}: {shown or '(defaults)'}")
+    return out
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,124 @@
+"""The pipelines' REST API, mounted into `sie serve --pipelines DIR` with the server's auth and error
+envelope:
+
+    GET  /v1/pipelines                    what the folder holds (and which files are broken, and why)
+    POST /v1/pipelines/{name}/runs        202 + run id; body {records?, sync_deletions?, retry_dlq?};
+                                          `Idempotency-Key` header: the same key answers with the same run
+    GET  /v1/runs/{id}                    state, counters per stage and sink, errors
+    POST /v1/pipelines/{name}/query       {query, max_tokens?, limit?, where?} -> chunks, scores, tokens
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.errors import ConnectorError
+from pipelines.errors import PipelineError
+from pipelines.library import PipelineLibrary
+from pipelines.manager import RunManager
+from pipelines.store import open_store
+from sie.server.http import parse, respond
+
+router = APIRouter(tags=["pipelines"])
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[Any] | None = Field(None, description="Documents for a `records` source: {id, text, metadata}.")
+    sync_deletions: bool | None = None
+    retry_dlq: bool = False
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, gt=0)
+    limit: int | None = Field(None, gt=0)
+    where: dict[str, Any] | None = None
+
+
+def _manager(request: Request) -> RunManager:
+    return request.app.state.pipelines
+
+
+def _describe(p: Any) -> dict[str, Any]:
+    out = {"name": p.name, "kind": p.kind, "version": p.version, "description": p.description,
+           "steps": [s.name for s in p.steps], "engine": p.engine.url or "in-process"}
+    if p.kind == "ingest":
+        out["source"] = p.source.type
+        out["sinks"] = [s.label for s in p.sinks]
+    return out
+
+
+@router.get("/v1/pipelines")
+async def list_pipelines(request: Request) -> Response:
+    library = _manager(request).library
+    broken = [{"file": f, "problems": msg.splitlines()} for f, msg in library.broken.items()]
+    return respond(request, {"object": "list", "data": [_describe(p) for p in library.pipelines.values()],
+                             "broken": broken})
+
+
+@router.post("/v1/pipelines/{name}/runs", status_code=202)
+async def start_run(name: str, request: Request,
+                    idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> Response:
+    manager = _manager(request)
+    p = manager.library.get(name)
+    if p.kind != "ingest":
+        raise PipelineError(f"pipeline {name!r} is a query pipeline: POST /v1/pipelines/{name}/query", field="name")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise PipelineError(f"Idempotency-Key: 1..{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+    body = RunRequest() if not await request.body() else await parse(request, RunRequest)
+    run, created = manager.start(p, records=body.records, sync_deletions=body.sync_deletions,
+                                 retry_dlq=body.retry_dlq, idempotency_key=idempotency_key)
+    payload = {**manager.store.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},
+               "created": created}
+    response = respond(request, payload, status=202)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.get("/v1/runs/{run_id}")
+async def get_run(run_id: str, request: Request) -> Response:
+    return respond(request, _manager(request).store.get_run(run_id).to_dict())
+
+
+@router.post("/v1/pipelines/{name}/query")
+async def run_query(name: str, request: Request) -> Response:
+    manager = _manager(request)
+    p = manager.library.get(name)
+    if p.kind != "query":
+        raise PipelineError(f"pipeline {name!r} is an ingest pipeline: POST /v1/pipelines/{name}/runs", field="name")
+    body = await parse(request, QueryRequest)
+    runner = manager.query_runner(p)
+    try:
+        answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where)
+    except ConnectorError as e:
+        raise PipelineError(e.message, field=e.field, code=e.code, status=e.status) from None
+    return respond(request, answer)
+
+
+def mount(app: FastAPI, folder: str | Path, *, store: str | None = None) -> RunManager:
+    """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys."""
+    library = PipelineLibrary.load(folder)
+    run_store = open_store(store or Path(folder).resolve() / ".sie" / "runs.sqlite")
+    manager = RunManager(library, run_store, getattr(app.state, "engine", None))
+    app.state.pipelines = manager
+
+    def authorized(request: Request) -> None:
+        from sie.server.errors import Draining
+
+        request.app.state.keys.check(request)
+        if request.app.state.draining:
+            raise Draining("server: draining after SIGTERM; send new work to another replica", retry_after=5)
+
+    app.include_router(router, dependencies=[Depends(authorized)])
+    return manager

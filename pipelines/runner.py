@@ -1,0 +1,423 @@
+"""The ingest runner: read -> steps -> write, as three threads joined by bounded queues, so the engine
+encodes one batch while the previous one is written and the next one is read.
+
+    report = IngestRunner(pipeline, engine, store).run(RunOptions(shard=Shard(0, 4)))
+
+Incremental: a source whose content hash and steps fingerprint a sink already committed is skipped for
+that sink; a changed one gets its new chunks written, then its stale chunks deleted (pipelines.writer);
+with `sync_deletions`, sources that disappeared are deleted once every file was read. Failures: model
+steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
+sink writes are retried per batch and sink; what still fails goes to the dead-letter file, and
+`retry_dlq` replays it.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors import open_sink
+from connectors.errors import ConnectorError
+from pipelines.dlq import DeadLetters
+from pipelines.errors import PipelineError
+from pipelines.models import directory_for
+from pipelines.sources import Document, FileSource, Shard
+from pipelines.spec import FilesSource, Pipeline
+from pipelines.steps import step_class
+from pipelines.steps.base import Chunk, IngestStep, StepContext
+from pipelines.store import RunRecord, RunStore
+from pipelines.tokenizers import Tokenizers
+from pipelines.vectors import sink_schema
+from pipelines.writer import Target, Work, Writer
+from sie.errors import SieError
+
+_DONE = object()
+Listener = Callable[[str, dict[str, Any]], None]
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class RunOptions:
+    shard: Shard = field(default_factory=Shard)
+    sync_deletions: bool | None = None      # None: the source's `sync_deletions`
+    retry_dlq: bool = False
+    documents: list[Document] | None = None  # posted records (a `records` source)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    state: str
+    counters: dict[str, Any]
+    errors: list[str]
+    dead_letters: int
+    seconds: float
+
+
+class Counters:
+    """Per stage and per sink, thread-safe; the summary table and GET /v1/runs/{id} show them."""
+
+    STAGE = ("listed", "read", "skipped", "chunked", "processed", "failed")
+    SINK = ("skipped", "written", "failed", "deleted", "committed")
+
+    def __init__(self, sinks: list[str]) -> None:
+        self._lock = threading.Lock()
+        self.stages = dict.fromkeys(self.STAGE, 0)
+        self.sinks = {s: dict.fromkeys(self.SINK, 0) for s in sinks}
+
+    def add(self, name: str, n: int = 1, sink: str | None = None) -> None:
+        with self._lock:
+            bucket = self.stages if sink is None else self.sinks[sink]
+            bucket[name] = bucket.get(name, 0) + n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"stages": dict(self.stages), "sinks": {k: dict(v) for k, v in self.sinks.items()}}
+
+
+class IngestRunner:
+    def __init__(self, pipeline: Pipeline, engine: Any, store: RunStore, *, tokenizers: Tokenizers | None = None,
+                 listener: Listener | None = None, stop: threading.Event | None = None) -> None:
+        if pipeline.kind != "ingest":
+            raise PipelineError(f"pipeline {pipeline.name!r} is a query pipeline; use `sie query`", field="kind")
+        self.p, self.engine, self.store = pipeline, engine, store
+        self.tokenizers = tokenizers or Tokenizers(getattr(engine, "catalog", None))
+        self.listener = listener
+        self.stop = stop or threading.Event()
+        self.errors: list[str] = []
+        self._flushed = 0.0
+
+    # -- events ------------------------------------------------------------------------------------
+    def emit(self, event: str, **data: Any) -> None:
+        if event == "upserted":
+            self.counters.add("written", data["written"], data["sink"])
+            self.counters.add("failed", data["failed"], data["sink"])
+        elif event == "deleted":
+            self.counters.add("deleted", data["deleted"], data["sink"])
+        elif event == "committed":
+            self.counters.add("committed", data["sources"], data["sink"])
+        if self.listener is not None:
+            self.listener(event, data)
+        if event in ("committed", "run_finished") or time.monotonic() - self._flushed > 1.0:
+            self._flushed = time.monotonic()
+            self.store.update_run(self.run_id, counters=self.counters.snapshot(), errors=self.errors)
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, options: RunOptions | None = None, run: RunRecord | None = None) -> RunReport:
+        options = options or RunOptions()
+        shard = options.shard
+        if run is None:
+            run, _ = self.store.create_run(self.p.name, shard=f"{shard.index}/{shard.count}", state="running",
+                                           request={"retry_dlq": options.retry_dlq})
+        self.run_id = run.id
+        self.counters = Counters([s.key for s in self.p.sinks])
+        started = time.monotonic()
+        self.store.update_run(run.id, state="running")
+        dlq = DeadLetters(self.dlq_path(shard))
+        targets: list[Target] = []
+        state, dead = "failed", 0
+        try:
+            targets = self._open_targets()
+            writer = Writer(self.p.name, self.p.version, self.p.fingerprint(), self._model(), self.store,
+                            self.p.retry, self.emit, self.stop)
+            self.emit("run_started", run_id=run.id, sinks=[t.key for t in targets])
+            seen: set[str] = set()
+            source, documents, resolved = self._documents(options, dlq, targets)
+            dead = self._pipeline(documents, targets, writer, seen, dlq)
+            if self.stop.is_set():
+                state = "interrupted"
+            else:
+                self._sync_deletions(options, source, targets, writer, seen)
+                self._prune_dlq(dlq, writer.committed, resolved)
+                failed = any(c["failed"] for c in self.counters.sinks.values()) or dead or self.errors
+                state = "partial" if failed else "succeeded"
+        except (PipelineError, ConnectorError, SieError) as e:
+            self.errors.append(f"{e.field + ': ' if e.field and not e.message.startswith(e.field) else ''}"
+                               f"{e.message}")
+        finally:
+            for t in targets:
+                t.sink.close()
+            self.emit("run_finished", state=state, dead_letters=dead)
+            self.store.update_run(run.id, state=state, counters=self.counters.snapshot(), errors=self.errors,
+                                  finished=True)
+        return RunReport(run.id, state, self.counters.snapshot(), list(self.errors), dead,
+                         round(time.monotonic() - started, 3))
+
+    def dlq_path(self, shard: Shard) -> Any:
+        assert self.p.dlq is not None
+        if shard.count == 1:
+            return self.p.dlq
+        return self.p.dlq.with_name(f"{self.p.dlq.stem}.shard-{shard.index}-of-{shard.count}{self.p.dlq.suffix}")
+
+    def _model(self) -> str | None:
+        encodes = self.p.steps_named("encode")
+        return encodes[0].config.model if encodes else None
+
+    def _open_targets(self) -> list[Target]:
+        schema = sink_schema(self.p, directory_for(self.engine))
+        targets = []
+        try:
+            for spec in self.p.sinks:
+                sink = open_sink(spec.raw)
+                targets.append(Target(spec, sink, {}))
+                sink.ensure(schema)
+                targets[-1].states = self.store.sources(self.p.name, spec.key)
+        except ConnectorError as e:
+            for t in targets:
+                t.sink.close()
+            label = self.p.sinks[len(targets) - 1].label if targets else "sink"
+            raise PipelineError(f"sinks[{len(targets) - 1}] ({label}): {e.message}", field=e.field,
+                                code=e.code, status=e.status) from None
+        return targets
+
+    def _needs(self, target: Target, doc: Document) -> bool:
+        state = target.states.get(doc.id)
+        return state is None or state.hash != doc.hash or state.fingerprint != self.p.fingerprint()
+
+    def _documents(self, options: RunOptions, dlq: DeadLetters,
+                   targets: list[Target]) -> tuple[FileSource | None, Iterator[Work | Document], set]:
+        """(file source or None, what to process, dead letters already resolved)."""
+        if options.retry_dlq:
+            works, resolved = self._replay(dlq, targets)
+            return None, iter(works), resolved
+        if options.documents is not None:
+            return None, iter(options.documents), set()
+        if not isinstance(self.p.source, FilesSource):
+            raise PipelineError("source: this pipeline reads records posted with a run request "
+                                "(POST /v1/pipelines/{name}/runs with records); none were given", field="records")
+        source = FileSource(self.p.source, options.shard)
+        paths = source.paths()
+        self.emit("listed", files=len(paths))
+        return source, source.documents(paths), set()
+
+    def _replay(self, dlq: DeadLetters, targets: list[Target]) -> tuple[list[Work], set]:
+        by_key = {t.key: t for t in targets}
+        works: dict[str, Work] = {}
+        resolved: set[tuple[str, str]] = set()
+        for entry in dlq.read():
+            target = by_key.get(entry["sink"])
+            doc = Document(entry["source"], entry["document"]["text"], entry["document"]["metadata"])
+            state = target.states.get(doc.id) if target else None
+            done = state is not None and state.hash == doc.hash and state.fingerprint == self.p.fingerprint()
+            superseded = state is not None and state.hash is not None and state.updated_at > entry["time"]
+            if target is None or done or superseded:
+                resolved.add((entry["sink"], entry["source"]))  # sink gone, already written, or newer content
+                continue
+            work = works.setdefault(doc.id, Work(doc, []))
+            if target.key not in work.targets:
+                work.targets.append(target.key)
+        return list(works.values()), resolved
+
+    # -- the three stages --------------------------------------------------------------------------
+    def _pipeline(self, documents: Iterator[Work | Document], targets: list[Target], writer: Writer,
+                  seen: set[str], dlq: DeadLetters) -> int:
+        ctx = StepContext(self.engine, self.tokenizers, self.p.name)
+        steps: list[IngestStep] = [step_class("ingest", s.name)(s.config, ctx) for s in self.p.steps]
+        split = next((i for i, s in enumerate(steps) if s.uses_model), len(steps))
+        per_source, batched = steps[:split], steps[split:]
+        size = self.p.batch.size
+        docs_q: queue.Queue = queue.Queue(maxsize=max(16, size * self.p.batch.queue))
+        write_q: queue.Queue = queue.Queue(maxsize=self.p.batch.queue)
+        failure: list[BaseException] = []
+        dead = 0
+
+        def read() -> None:
+            try:
+                for item in documents:
+                    if self.stop.is_set():
+                        break
+                    work = item if isinstance(item, Work) else Work(item, [])
+                    seen.add(work.doc.id)
+                    self.counters.add("listed")
+                    if not work.targets:
+                        work.targets = [t.key for t in targets if self._needs(t, work.doc)]
+                    for t in targets:
+                        if t.key not in work.targets:
+                            self.counters.add("skipped", 1, t.key)
+                    if not work.targets:
+                        self.counters.add("skipped")
+                        self.emit("skipped", source=work.doc.id)
+                        continue
+                    self.counters.add("read")
+                    self.emit("read", source=work.doc.id)
+                    _put(docs_q, work, self.stop)
+            except BaseException as e:
+                failure.append(e)
+                self.stop.set()
+            finally:
+                _put(docs_q, _DONE, self.stop, force=True)
+
+        def transform() -> None:
+            batch: list[Work] = []
+            pending = 0
+            try:
+                while True:
+                    item = docs_q.get()
+                    if item is _DONE or self.stop.is_set():
+                        break
+                    work: Work = item
+                    try:
+                        chunks = [Chunk(work.doc.id, 0, work.doc.text, 0, len(work.doc.text),
+                                        {**work.doc.metadata, "source": work.doc.id})]
+                        for step in per_source:
+                            chunks = step.apply(chunks)
+                        work.chunks = chunks
+                    except Exception as e:
+                        work.failed["*"] = f"steps: {_reason(e)}"
+                    self.counters.add("chunked", len(work.chunks))
+                    self.emit("chunked", source=work.doc.id, chunks=len(work.chunks))
+                    batch.append(work)
+                    pending += len(work.chunks)
+                    if pending >= size:
+                        _put(write_q, self._model_steps(batched, batch), self.stop)
+                        batch, pending = [], 0
+                if batch and not self.stop.is_set():
+                    _put(write_q, self._model_steps(batched, batch), self.stop)
+            except BaseException as e:
+                failure.append(e)
+                self.stop.set()
+            finally:
+                _put(write_q, _DONE, self.stop, force=True)
+
+        threads = [threading.Thread(target=read, name="sie-pipeline-read", daemon=True),
+                   threading.Thread(target=transform, name="sie-pipeline-steps", daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                batch = write_q.get()
+                if batch is _DONE:
+                    break
+                if self.stop.is_set():
+                    continue
+                for target in targets:
+                    writer.write(target, batch)
+                if not self.stop.is_set():
+                    dead += self._dead_letters(dlq, batch)
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            for t in threads:
+                t.join(timeout=60)
+        if failure:
+            raise failure[0]
+        return dead
+
+    def _model_steps(self, steps: list[IngestStep], batch: list[Work]) -> list[Work]:
+        """Run the model steps over the whole batch; on failure, retry, then source by source."""
+        live = [w for w in batch if not w.failed]
+        if not steps or not live:
+            return self._processed(batch)
+        try:
+            self._apply(steps, live, retries=self.p.retry.attempts)
+        except Exception as e:
+            if len(live) == 1:
+                live[0].failed["*"] = f"steps: {_reason(e)}"
+            else:
+                for work in live:  # isolate the source(s) the engine refuses
+                    try:
+                        self._apply(steps, [work], retries=1)
+                    except Exception as e2:
+                        work.failed["*"] = f"steps: {_reason(e2)}"
+        return self._processed(batch)
+
+    def _processed(self, batch: list[Work]) -> list[Work]:
+        done = sum(len(w.chunks) for w in batch if not w.failed)
+        self.counters.add("processed", done)
+        self.emit("processed", chunks=done, sources=len(batch))
+        return batch
+
+    def _apply(self, steps: list[IngestStep], works: list[Work], retries: int) -> None:
+        for attempt in range(retries):
+            chunks = [c for w in works for c in w.chunks]
+            try:
+                for step in steps:
+                    chunks = step.apply(chunks)
+            except Exception as e:
+                if attempt + 1 >= retries or not _transient(e) or self.stop.is_set():
+                    raise
+                delay = min(self.p.retry.max_backoff_s, self.p.retry.backoff_s * 2 ** attempt)
+                delay *= 0.5 + random.random() / 2
+                self.emit("retry", stage="steps", attempt=attempt + 1, error=_reason(e), delay_s=round(delay, 3))
+                self.stop.wait(delay)
+                continue
+            by_source: dict[str, list[Chunk]] = {}
+            for c in chunks:
+                by_source.setdefault(c.source_id, []).append(c)
+            for w in works:
+                w.chunks = by_source.get(w.doc.id, [])
+            return
+
+    def _dead_letters(self, dlq: DeadLetters, batch: list[Work]) -> int:
+        entries = []
+        for w in batch:
+            for sink, reason in w.failed.items():
+                for key in (w.targets if sink == "*" else [sink]):
+                    entries.append({"run_id": self.run_id, "pipeline": self.p.name, "sink": key, "source": w.doc.id,
+                                    "error": reason, "document": {"text": w.doc.text, "metadata": w.doc.metadata}})
+                    self.emit("dead_letter", sink=key, source=w.doc.id, error=reason)
+            if w.failed:
+                self.counters.add("failed")
+        return dlq.append(entries)
+
+    def _sync_deletions(self, options: RunOptions, source: FileSource | None, targets: list[Target],
+                        writer: Writer, seen: set[str]) -> None:
+        wanted = options.sync_deletions
+        if wanted is None:
+            wanted = isinstance(self.p.source, FilesSource) and self.p.source.sync_deletions
+        if not wanted:
+            return
+        if source is None:
+            self.errors.append("sync_deletions: only a run over the whole file source can tell what disappeared; "
+                               "nothing was deleted")
+            return
+        if not source.complete:
+            self.errors.append("sync_deletions: skipped because some files could not be read (see errors); "
+                               "their sources would have looked deleted")
+            return
+        for target in targets:
+            gone = sorted(s for s in target.states if s not in seen and options.shard.owns(s))
+            for start in range(0, len(gone), 500):
+                deleted = writer.delete_sources(target, gone[start:start + 500])
+                if deleted < 0:
+                    self.errors.append(f"{target.spec.label}: could not delete vanished sources; the next run retries")
+                    break
+                self.counters.add("deleted", deleted, target.key)
+                self.emit("vanished", sink=target.key, sources=len(gone[start:start + 500]), deleted=deleted)
+
+    def _prune_dlq(self, dlq: DeadLetters, committed: set[tuple[str, str]], resolved: set[tuple[str, str]]) -> None:
+        entries = dlq.read()
+        keep = [e for e in entries if (e["sink"], e["source"]) not in committed | resolved]
+        if len(keep) != len(entries):
+            dlq.rewrite(keep)
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event, force: bool = False) -> None:
+    """Put, waking up to notice a stop (a full queue must not block a stopping run forever)."""
+    while True:
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if stop.is_set() and not force:
+                return
+            if stop.is_set():
+                try:
+                    q.get_nowait()  # make room for the end marker
+                except queue.Empty:
+                    pass
+
+
+def _transient(e: BaseException) -> bool:
+    status = getattr(e, "status", None)
+    return not isinstance(status, int) or status in TRANSIENT_STATUS
+
+
+def _reason(e: BaseException) -> str:
+    return f"{getattr(e, 'code', type(e).__name__)}: {getattr(e, 'message', None) or e}"

@@ -1,0 +1,229 @@
+"""Where documents come from: files under a root (.txt/.md/.rst: one document per file; .jsonl/.csv/
+.parquet: one document per row), or records posted with a run request.
+
+A document's id is its source id: the file's path relative to the root, or `path#row-id` for a row (the
+`id_field` value, else the 1-based line/row number). Its hash covers its text and metadata, so an edit
+anywhere in it is seen. Files are never read outside the root: patterns cannot hold `..`, and a path
+that is or passes through a symlink, or resolves outside the root, is refused and reported. Files over
+`max_file_bytes` are refused too. A shard owns the sources whose id hashes to its index, so N indexed
+jobs split any corpus deterministically.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.ids import content_hash
+from connectors.metadata import metadata_problem
+from pipelines.errors import SourceError
+from pipelines.spec import FilesSource, RecordsSource
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+TABLE_SUFFIXES = frozenset({".csv", ".parquet"}) | JSONL_SUFFIXES
+MAX_ID_CHARS = 512
+
+
+@dataclass(slots=True)
+class Document:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    hash: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hash:
+            self.hash = content_hash({"text": self.text, "metadata": self.metadata})
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """'2/8' -> the third of eight shards."""
+        try:
+            index, count = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise SourceError(f"shard: expected INDEX/COUNT such as 0/4, got {text!r}", field="shard") from None
+        if count < 1 or not 0 <= index < count:
+            raise SourceError(f"shard: index must be in 0..{count - 1} and count >= 1, got {text!r}", field="shard")
+        return cls(index, count)
+
+    def owns(self, source_id: str) -> bool:
+        if self.count == 1:
+            return True
+        digest = hashlib.sha256(source_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+@dataclass
+class FileSource:
+    config: FilesSource
+    shard: Shard = Shard()
+    errors: list[str] = field(default_factory=list)
+    unsupported: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when every file was read: only then may vanished sources be deleted."""
+        return not self.errors
+
+    def paths(self) -> list[Path]:
+        root = Path(self.config.root)
+        if not root.is_dir():
+            raise SourceError(f"source.root: {root} is not a folder", field="source.root")
+        real_root = root.resolve()
+        found: dict[str, Path] = {}
+        for pattern in self.config.glob:
+            for path in root.glob(pattern):
+                rel = path.relative_to(root)
+                if any((root.joinpath(*rel.parts[: k + 1])).is_symlink() for k in range(len(rel.parts))):
+                    self.errors.append(f"{rel.as_posix()}: refused: a symlink (sources never follow links)")
+                    continue
+                if not path.is_file():
+                    continue
+                if not path.resolve().is_relative_to(real_root):
+                    self.errors.append(f"{rel.as_posix()}: refused: outside the root {root}")
+                    continue
+                if path.suffix.lower() not in TEXT_SUFFIXES | TABLE_SUFFIXES:
+                    self.unsupported += 1
+                    continue
+                found.setdefault(rel.as_posix(), path)
+        return [found[k] for k in sorted(found)]
+
+    def documents(self, paths: list[Path] | None = None) -> Iterator[Document]:
+        root = Path(self.config.root)
+        for path in self.paths() if paths is None else paths:
+            rel = path.relative_to(root).as_posix()
+            suffix = path.suffix.lower()
+            if suffix in TEXT_SUFFIXES and not self.shard.owns(rel):
+                continue  # decided before reading: a shard reads only its own whole-file sources
+            try:
+                size = path.stat().st_size
+                if size > self.config.max_file_bytes:
+                    raise SourceError(f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
+                if suffix in TEXT_SUFFIXES:
+                    yield Document(rel, path.read_text(encoding=self.config.encoding), {"path": rel})
+                else:
+                    yield from self._rows(path, rel, suffix)
+            except (OSError, UnicodeDecodeError, SourceError, ValueError) as e:
+                self.errors.append(f"{rel}: {getattr(e, 'message', None) or e}")
+
+    def _rows(self, path: Path, rel: str, suffix: str) -> Iterator[Document]:
+        c = self.config
+        for number, row in _table_rows(path, suffix, c):
+            if not isinstance(row, dict):
+                self.errors.append(f"{rel}:{number}: expected an object per row, got {type(row).__name__}")
+                continue
+            key = row.get(c.id_field) if c.id_field else number
+            if key is None or key == "":
+                self.errors.append(f"{rel}:{number}: no value in id_field {c.id_field!r}")
+                continue
+            source_id = f"{rel}#{key}"
+            if not self.shard.owns(source_id):
+                continue
+            text = row.get(c.text_field)
+            if not isinstance(text, str):
+                self.errors.append(f"{rel}:{number}: text_field {c.text_field!r} is "
+                                   f"{'missing' if text is None else type(text).__name__}, expected text")
+                continue
+            keep = c.metadata_fields if c.metadata_fields is not None else \
+                [k for k in row if k not in (c.text_field, c.id_field)]
+            metadata = {_key(k): _jsonable(row.get(k)) for k in keep if k in row}
+            yield Document(source_id, text, {**metadata, "path": rel})
+
+
+def _table_rows(path: Path, suffix: str, c: FilesSource) -> Iterator[tuple[int, Any]]:
+    if suffix in JSONL_SUFFIXES:
+        with path.open(encoding=c.encoding) as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise SourceError(f"line {number}: not JSON: {e.msg}") from None
+    elif suffix == ".csv":
+        with path.open(encoding=c.encoding, newline="") as f:
+            yield from enumerate(csv.DictReader(f, delimiter=c.csv_delimiter), 1)
+    else:
+        import pyarrow.parquet as pq
+
+        number = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+
+
+def _key(name: str) -> str:
+    # '.' separates paths in filters and `_sie_` is reserved: column names are made safe, not refused.
+    name = str(name).replace(".", "_") or "_"
+    return "x" + name if name.startswith("_sie_") else name
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {_key(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    if isinstance(value, bytes):
+        return None
+    return str(value)
+
+
+def posted_documents(config: RecordsSource, records: Any, shard: Shard = Shard()) -> list[Document]:
+    """Records from a run request as documents; any invalid record fails the whole request (400)."""
+    if not isinstance(records, list):
+        raise SourceError(f"records: expected a list, got {type(records).__name__}", field="records")
+    if len(records) > config.max_records:
+        raise SourceError(f"records: {len(records)} records exceeds source.max_records ({config.max_records})",
+                          field="records", status=413)
+    out, seen = [], set()
+    for i, record in enumerate(records):
+        where = f"records[{i}]"
+        if not isinstance(record, dict):
+            raise SourceError(f"{where}: expected an object with id, text, metadata", field=where)
+        extra = set(record) - {"id", "text", "metadata"}
+        if extra:
+            raise SourceError(f"{where}.{sorted(extra)[0]}: unknown key; valid keys: id, metadata, text",
+                              field=f"{where}.{sorted(extra)[0]}")
+        rid, text, metadata = record.get("id"), record.get("text"), record.get("metadata") or {}
+        if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_CHARS:
+            raise SourceError(f"{where}.id: expected a string of 1..{MAX_ID_CHARS} characters, got {rid!r}",
+                              field=f"{where}.id")
+        if rid in seen:
+            raise SourceError(f"{where}.id: {rid!r} appears twice in this request", field=f"{where}.id")
+        seen.add(rid)
+        if not isinstance(text, str):
+            raise SourceError(f"{where}.text: expected a string, got {type(text).__name__}", field=f"{where}.text")
+        if len(text) > config.max_chars:
+            raise SourceError(f"{where}.text: {len(text)} characters exceeds source.max_chars ({config.max_chars})",
+                              field=f"{where}.text", status=413)
+        problem = metadata_problem(metadata) if isinstance(metadata, dict) else "metadata must be an object"
+        if problem:
+            raise SourceError(f"{where}.{problem}", field=f"{where}.metadata")
+        if shard.owns(rid):
+            out.append(Document(rid, text, metadata))
+    return out

@@ -1,0 +1,65 @@
+"""`rerank`: a score model reorders the first-stage candidates in one batched call. If it does not answer
+within `timeout_ms` (or fails), the first-stage order stands and the answer says why: an agent gets
+results late or worse, never none.
+
+    - rerank: {model: cross-encoder/ms-marco-MiniLM-L-6-v2, top_k: 10, timeout_ms: 1500}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import Field
+
+from pipelines.steps.base import QueryState, QueryStep, StepConfig
+from sie.errors import SieError
+
+
+class RerankConfig(StepConfig):
+    model: str = Field(min_length=1)
+    top_k: int | None = Field(None, gt=0, description="Keep the best k after reranking.")
+    candidates: int | None = Field(None, gt=0, description="Rerank only the first n candidates "
+                                                           "(the rest follow, in first-stage order).")
+    timeout_ms: int = Field(2000, gt=0, le=600_000, description="Fall back to first-stage order after this.")
+    instruction: str | None = None
+
+    def models(self) -> list[tuple[str, str, str]]:
+        return [("model", self.model, "score")]
+
+
+class RerankStep(QueryStep):
+    name = "rerank"
+    config_class = RerankConfig
+
+    async def run(self, state: QueryState, options: dict[str, Any]) -> None:
+        c: RerankConfig = self.config
+        head = state.hits[: c.candidates] if c.candidates else list(state.hits)
+        tail = state.hits[len(head):]
+        started = time.perf_counter()
+        note: dict[str, Any] = {"model": c.model, "candidates": len(head)}
+        state.notes["rerank"] = note
+        if not head:
+            note["status"] = "skipped"
+            return
+        options_ = {"instruction": c.instruction} if c.instruction else {}
+        try:
+            scored = await asyncio.wait_for(
+                self.ctx.engine.score(c.model, state.text, [h.text for h in head], **options_),
+                timeout=c.timeout_ms / 1000)
+        except TimeoutError:
+            note.update(status="timeout", message=f"no answer within {c.timeout_ms} ms; first-stage order kept")
+        except SieError as e:
+            note.update(status="error", message=f"{e.code}: {e.message}; first-stage order kept")
+        else:
+            reordered = []
+            for item in scored:
+                candidate = head[item.index]
+                candidate.rerank_score = candidate.score = float(item.score)
+                reordered.append(candidate)
+            state.hits = reordered + tail
+            note["status"] = "ok"
+        note["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if c.top_k is not None:
+            state.hits = state.hits[: c.top_k]

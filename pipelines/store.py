@@ -1,0 +1,260 @@
+"""The run store: what the runner knows between runs, in SQLite (the embedded default) or Postgres
+(`postgresql://...`, for indexed jobs that share it). Same SQL for both.
+
+    sources(pipeline, sink, source, hash, fingerprint, high_water, updated_at)
+        per source and sink: the content hash and steps fingerprint last committed (NULL hash: written
+        but never committed), and `high_water`: one more than the highest chunk index that may exist
+        in the sink. It is raised before a write and lowered only after stale chunks are deleted, so
+        stale chunks can always be found again after a crash.
+    runs(id, pipeline, state, ..., counters, errors, idempotency_key)
+        one row per run: state, counters per stage and sink, errors; the REST API reads it.
+
+Every method is one transaction; a killed process leaves each one applied or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import PipelineError, RunNotFound
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS sources (
+        pipeline TEXT NOT NULL, sink TEXT NOT NULL, source TEXT NOT NULL,
+        hash TEXT, fingerprint TEXT, high_water INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pipeline, sink, source))""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION, shard TEXT, idempotency_key TEXT, request TEXT, counters TEXT, errors TEXT)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs (pipeline, idempotency_key)",
+]
+RUN_STATES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
+MAX_ERRORS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    hash: str | None
+    fingerprint: str | None
+    high_water: int
+    updated_at: float
+
+
+@dataclass
+class RunRecord:
+    id: str
+    pipeline: str
+    state: str
+    created_at: float
+    finished_at: float | None = None
+    shard: str | None = None
+    idempotency_key: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "pipeline": self.pipeline, "state": self.state, "created_at": self.created_at,
+                "finished_at": self.finished_at, "shard": self.shard, "counters": self.counters,
+                "errors": self.errors}
+
+
+class RunStore:
+    def __init__(self, connection: Any, dialect: str, where: str) -> None:
+        self._conn, self.dialect, self.where = connection, dialect, where
+        self._lock = threading.RLock()
+        with self._tx() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.dialect == "postgres" else statement
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield _Cursor(cur, self._sql)
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- sources -----------------------------------------------------------------------------------
+    def sources(self, pipeline: str, sink: str) -> dict[str, SourceState]:
+        with self._tx() as cur:
+            cur.execute("SELECT source, hash, fingerprint, high_water, updated_at FROM sources "
+                        "WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            return {row[0]: SourceState(row[1], row[2], int(row[3]), float(row[4])) for row in cur.fetchall()}
+
+    def raise_high_water(self, pipeline: str, sink: str, marks: Iterable[tuple[str, int]]) -> None:
+        """Before writing: chunks up to these indices may exist from now on (a row is created if needed)."""
+        now = time.time()
+        with self._tx() as cur:
+            cur.executemany(
+                "INSERT INTO sources (pipeline, sink, source, hash, fingerprint, high_water, updated_at) "
+                "VALUES (?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT (pipeline, sink, source) DO UPDATE SET "
+                "high_water = CASE WHEN excluded.high_water > sources.high_water THEN excluded.high_water "
+                "ELSE sources.high_water END",
+                [(pipeline, sink, source, hw, now) for source, hw in marks])
+
+    def commit(self, pipeline: str, sink: str, rows: Iterable[tuple[str, str, str, int]]) -> None:
+        """After writing and deleting stale chunks: (source, hash, fingerprint, high_water) are now true."""
+        now = time.time()
+        with self._tx() as cur:
+            cur.executemany(
+                "INSERT INTO sources (pipeline, sink, source, hash, fingerprint, high_water, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, sink, source) DO UPDATE SET "
+                "hash = excluded.hash, fingerprint = excluded.fingerprint, high_water = excluded.high_water, "
+                "updated_at = excluded.updated_at",
+                [(pipeline, sink, source, h, fp, hw, now) for source, h, fp, hw in rows])
+
+    def forget(self, pipeline: str, sink: str, sources: Iterable[str]) -> None:
+        with self._tx() as cur:
+            cur.executemany("DELETE FROM sources WHERE pipeline = ? AND sink = ? AND source = ?",
+                            [(pipeline, sink, s) for s in sources])
+
+    # -- runs --------------------------------------------------------------------------------------
+    def create_run(self, pipeline: str, *, request: dict[str, Any] | None = None, shard: str | None = None,
+                   idempotency_key: str | None = None, state: str = "queued") -> tuple[RunRecord, bool]:
+        """(run, created): with an idempotency key already used for this pipeline, the earlier run."""
+        if idempotency_key is not None:
+            existing = self.find_run(pipeline, idempotency_key)
+            if existing is not None:
+                return existing, False
+        run = RunRecord(uuid.uuid4().hex, pipeline, state, time.time(), shard=shard,
+                        idempotency_key=idempotency_key, request=request or {})
+        try:
+            with self._tx() as cur:
+                cur.execute("INSERT INTO runs (id, pipeline, state, created_at, shard, idempotency_key, request, "
+                            "counters, errors) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', '[]')",
+                            (run.id, pipeline, state, run.created_at, shard, idempotency_key,
+                             json.dumps(run.request)))
+        except Exception:
+            # Two requests with one key raced: the other insert won; answer with its run.
+            existing = self.find_run(pipeline, idempotency_key) if idempotency_key else None
+            if existing is None:
+                raise
+            return existing, False
+        return run, True
+
+    def update_run(self, run_id: str, *, state: str | None = None, counters: dict[str, Any] | None = None,
+                   errors: list[str] | None = None, finished: bool = False) -> None:
+        sets, args = [], []
+        if state is not None:
+            sets.append("state = ?")
+            args.append(state)
+        if counters is not None:
+            sets.append("counters = ?")
+            args.append(json.dumps(counters))
+        if errors is not None:
+            sets.append("errors = ?")
+            args.append(json.dumps(errors[:MAX_ERRORS]))
+        if finished:
+            sets.append("finished_at = ?")
+            args.append(time.time())
+        if sets:
+            with self._tx() as cur:
+                cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, run_id))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._tx() as cur:
+            cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise RunNotFound(f"run: no run with id {run_id!r}", field="run_id")
+        return _run(row)
+
+    def find_run(self, pipeline: str, idempotency_key: str) -> RunRecord | None:
+        with self._tx() as cur:
+            cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline = ? AND idempotency_key = ?",
+                        (pipeline, idempotency_key))
+            row = cur.fetchone()
+        return None if row is None else _run(row)
+
+    def interrupt_unfinished(self, pipelines: Iterable[str]) -> int:
+        """Runs left queued/running by a process that is gone are marked interrupted (a rerun completes them)."""
+        names = list(pipelines)
+        if not names:
+            return 0
+        with self._tx() as cur:
+            marks = ", ".join("?" for _ in names)
+            cur.execute(f"UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state IN ('queued', 'running') "
+                        f"AND pipeline IN ({marks})", (time.time(), *names))
+            return cur.rowcount
+
+
+_RUN_COLUMNS = "id, pipeline, state, created_at, finished_at, shard, idempotency_key, request, counters, errors"
+
+
+def _run(row: tuple) -> RunRecord:
+    return RunRecord(row[0], row[1], row[2], float(row[3]), None if row[4] is None else float(row[4]), row[5],
+                     row[6], json.loads(row[7] or "{}"), json.loads(row[8] or "{}"), json.loads(row[9] or "[]"))
+
+
+class _Cursor:
+    """A DB-API cursor that takes '?' placeholders on either database."""
+
+    def __init__(self, cur: Any, sql: Any) -> None:
+        self._cur, self._sql = cur, sql
+
+    def execute(self, statement: str, args: tuple = ()) -> None:
+        self._cur.execute(self._sql(statement), args)
+
+    def executemany(self, statement: str, rows: list[tuple]) -> None:
+        if rows:
+            self._cur.executemany(self._sql(statement), rows)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+def open_store(url: str | Path) -> RunStore:
+    """`postgresql://user@host/db` (psycopg), or a SQLite file path / `sqlite:///path`."""
+    text = str(url)
+    if re.match(r"^postgres(ql)?://", text):
+        try:
+            import psycopg
+        except ImportError:
+            raise PipelineError("run store: a Postgres URL needs psycopg (pip install 'sie[pipelines]')",
+                                field="store") from None
+        try:
+            conn = psycopg.connect(text, connect_timeout=10)
+        except psycopg.Error as e:
+            shown = re.sub(r"//[^@/]*@", "//***@", text)  # never echo a password
+            raise PipelineError(f"run store: cannot connect to {shown}: {str(e).strip()}", field="store",
+                                code="store_unavailable", status=503) from None
+        return RunStore(conn, "postgres", re.sub(r"//[^@/]*@", "//***@", text))
+    path = Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # WAL: a killed writer never corrupts the file, readers (the REST API) are not blocked by the runner,
+    # and shards sharing one file wait for each other (busy timeout) instead of failing.
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level="DEFERRED")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return RunStore(conn, "sqlite", str(path))
