@@ -21,6 +21,20 @@ def minilm_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """`chroma run` on a free loopback port (shared by the connector and pipeline tests); yields its URL."""
+    from servers import ChromaProcess, chroma_cli
+
+    if chroma_cli() is None:
+        pytest.skip("the chroma CLI (pip package chromadb) is not installed")
+    server = ChromaProcess(tmp_path_factory.mktemp("chroma-server")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, minilm_path):
     """tiny_models(kind) → folder with config.json, model.safetensors and the MiniLM tokenizer."""
     import tiny_models as tm

@@ -1,16 +1,11 @@
 """Real databases for the connector tests: embedded engines in temp dirs, a real Chroma server started
-from the pip package's `chroma` CLI, and live Qdrant / Weaviate servers when QDRANT_URL / WEAVIATE_URL
-point at one (none can run on these machines: no binary in a reachable registry, no Docker engine)."""
+from the pip package's `chroma` CLI (the `chroma_server` fixture of tests/conftest.py), and live Qdrant /
+Weaviate servers when QDRANT_URL / WEAVIATE_URL point at one (none can run on these machines: no binary
+in a reachable registry, no Docker engine)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,55 +20,6 @@ LIVE = ["qdrant_live", "weaviate_live"]
 BACKENDS = LOCAL + LIVE
 #: Backends whose collections outlive the test process: drop them at teardown.
 SERVERS = {"chroma_server", "qdrant_live", "weaviate_live"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _chroma_cli() -> str | None:
-    beside = Path(sys.executable).parent / "chroma"
-    return str(beside) if beside.exists() else shutil.which("chroma")
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory) -> Iterator[str]:
-    """`chroma run` on a free loopback port; yields its URL, stops it at the end of the session."""
-    cli = _chroma_cli()
-    if cli is None:
-        pytest.skip("the chroma CLI (pip package chromadb) is not installed")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("chroma-server")
-    log = open(folder / "server.log", "wb")  # closed at teardown
-    proc = subprocess.Popen([cli, "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {proc.returncode}: {(folder / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not answer its heartbeat within 30 s: "
-                                   f"{(folder / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def unique_collection() -> str:

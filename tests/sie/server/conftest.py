@@ -3,27 +3,14 @@ catalog of tiny random-weight models (plus the bundled MiniLM), a broken card an
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from servers import SIE, Server, free_port  # noqa: F401 - re-exported for the server tests
 
-SIE = str(Path(sys.executable).parent / "sie")
 TINY = ("tiny/a", "tiny/b", "tiny/c")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_card(name: str, folder: Path, dims: int = 64, extra: str = "") -> str:
@@ -51,51 +38,6 @@ def tiny_catalog(tmp_path_factory, tiny_models) -> Path:
     (d / "corrupt.yaml").write_text(tiny_card("tiny/corrupt", corrupt))
     (d / "broken.yaml").write_text(tiny_card("tiny/broken", corrupt).replace("pooling: mean", "pooling: maximum"))
     return d
-
-
-class Server:
-    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
-        self.log = open(Path(env.get("SIE_TEST_LOG_DIR", "/tmp")) / f"sie-serve-{self.port}.log", "w+")
-        self.proc = subprocess.Popen([SIE, "serve", "--port", str(self.port), "--log-level", "warning", *args],
-                                     env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.headers = {"authorization": f"Bearer {env['SIE_API_KEYS'].split(',')[0]}"} \
-            if env.get("SIE_API_KEYS") else {}
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sie serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"sie serve not ready after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=60, **kw)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="session")
