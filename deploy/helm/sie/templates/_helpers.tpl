@@ -97,7 +97,11 @@ Usage: {{ range $pool := include "sie.pools" . | fromYamlArray }}
 {{- $repo := default $root.Values.image.repository $pool.image.repository -}}
 {{- $flavor := ternary "cuda" "cpu" (eq $pool.profile "gpu") -}}
 {{- $tag := default (default (printf "%s-%s" $root.Chart.AppVersion $flavor) $root.Values.image.tag) $pool.image.tag -}}
+{{- if $root.Values.image.digest -}}
+{{- printf "%s@%s" $repo $root.Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Labels selecting one pool's pods. */}}
