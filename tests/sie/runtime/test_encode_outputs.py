@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import card_yaml
+from tiny_cards import card_yaml
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from sie.errors import InvalidInput

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import card_yaml
+from tiny_cards import card_yaml
 from transformers import pipeline
 
 from sie.errors import InvalidInput, UnsupportedCapability

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import card_yaml
+from tiny_cards import card_yaml
 
 FIXTURE = Path(__file__).parent.parent / "fixtures"
 REFERENCE = json.loads((FIXTURE / "gliner_reference.json").read_text())

@@ -9,7 +9,7 @@ import string
 import numpy as np
 import pytest
 import torch
-from conftest import card_yaml
+from tiny_cards import card_yaml
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from sie.errors import InvalidInput, UnsupportedCapability
