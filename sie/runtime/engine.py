@@ -22,7 +22,7 @@ import torch
 from sie.background_loop import BackgroundLoop
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
-from sie.errors import UnsupportedCapability
+from sie.errors import InvalidInput, UnsupportedCapability
 from sie.metrics import Metrics
 from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
@@ -100,6 +100,9 @@ class Engine:
         outputs = encoding.output_types(card, output_types)
         if "dense" in outputs:
             validate_encode_options(card, dims=dims, dtype=dtype, normalize=normalize)
+        elif dims is not None or dtype != "float32":
+            raise InvalidInput(f"dims/dtype: apply to dense vectors, and this request asks for {', '.join(outputs)} "
+                               f"(add 'dense' to output_types)", field="dims" if dims is not None else "dtype")
         encoding.validate_top_k(sparse_top_k)
         prefix = (card.prompts.query_prefix(instruction) if is_query
                   else instruction if instruction is not None else card.prompts.document)

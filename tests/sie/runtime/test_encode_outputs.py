@@ -147,3 +147,10 @@ def test_output_types_are_checked_against_the_card(make_engine, tiny_models):
     with pytest.raises(InvalidInput, match="output_types: unknown output 'colbert'"):
         engine.encode_sync("t/emb", ["x"], output_types=["colbert"])
     assert engine.encode_sync("t/emb", ["x"], output_types=["dense"])[0].dense.shape == (64,)
+
+
+def test_dense_options_without_dense_output_are_refused(make_engine, tiny_models):
+    folder = tiny_models("bert", head="masked-lm")
+    engine = make_engine(s=card_yaml("t/splade", folder, "bert", "encode: {sparse: {kind: splade}}"))
+    with pytest.raises(InvalidInput, match="dims/dtype: apply to dense vectors, and this request asks for sparse"):
+        engine.encode_sync("t/splade", ["x"], dims=32)
