@@ -72,9 +72,10 @@ def test_a_pool_can_turn_a_default_off(tmp_path):
 
 
 SECRETS = {"SIE_API_KEYS", "SIE_ADMIN_KEY"}
-# Read by the pipelines room (issue 6), not by sie.config: the chart's contract with `sie serve --pipelines`
-# and `sie run`. Listed here so that a typo in any other SIE_* name fails.
-PIPELINES_ENV = {"SIE_ENGINE_URL", "SIE_RUN_STORE"}
+# Not sie.config settings: SIE_RUN_STORE is read by `sie run` (pipelines/cli.py); SIE_ENGINE_URL and
+# SIE_ENGINE_API_KEY are the chart's names for the ${VAR}s a pipeline spec's engine uses. Listed here so
+# that a typo in any other SIE_* name fails.
+PIPELINES_ENV = {"SIE_ENGINE_URL", "SIE_ENGINE_API_KEY", "SIE_RUN_STORE"}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -155,3 +156,22 @@ def test_routing_hashes_on_the_sdk_model_header(rendered):
     ingress = of_kind(rendered["all-features"], "Ingress")[0]["metadata"]["annotations"]
     assert ingress["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$http_x_sie_model"
     assert ingress["nginx.ingress.kubernetes.io/upstream-vhost"] == "sie-cpu"
+
+
+def test_pipeline_specs_in_the_configmap_load_with_the_rendered_environment(rendered, tmp_path):
+    """The shipped spec validates with the pipelines room's own loader, given the env the Job renders."""
+    from pipelines.spec import load_pipeline
+
+    docs = rendered["all-features"]
+    cm = next(d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-pipelines"))
+    job = of_kind(docs, "Job")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") or f"secret:{e['valueFrom']['secretKeyRef']['key']}"
+           for e in job["env"] if e["name"].startswith("SIE_")}
+    assert env["SIE_ENGINE_URL"] == "http://sie-cpu.sie-test.svc:8080"
+    assert env["SIE_RUN_STORE"] == "secret:url"
+    mount = next(m for m in job["volumeMounts"] if m["name"] == "data")
+    for name, text in cm["data"].items():
+        (tmp_path / name).write_text(text)
+        spec = load_pipeline(tmp_path / name, env=env, strict_env=True)
+        assert spec.engine.url == env["SIE_ENGINE_URL"]
+        assert spec.source.root.startswith(mount["mountPath"])

@@ -143,6 +143,19 @@ namespace="{{ $root.Release.Namespace }}", service="{{ $pool.fullname }}"
 {{- end }}
 {{- end -}}
 
+{{/* For in-cluster clients of the workers (pipelines API, ingest Jobs, helm test): where and with which key. */}}
+{{- define "sie.engineEnv" -}}
+- name: SIE_ENGINE_URL
+  value: {{ include "sie.poolUrl" (list . .Values.routing.defaultPool) | quote }}
+{{- if .Values.auth.enabled }}
+- name: SIE_ENGINE_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sie.authSecret" . }}
+      key: {{ .Values.auth.engineKeyKey }}
+{{- end }}
+{{- end -}}
+
 {{/* An HTTPRoute rule's backend for one pool: its Service, or the KEDA interceptor when it scales to zero. */}}
 {{- define "sie.routeBackend" -}}
 {{- $root := index . 0 -}}
