@@ -28,7 +28,7 @@ BatchCompute = Callable[[LoadedModel, list[Tokenized], list[Any]], list[Any]]
 @dataclass(frozen=True)
 class EncodeMeta:
     outputs: tuple[str, ...] = ("dense",)
-    role: str = "document"      # "query" | "document": ColBERT drops punctuation from documents only
+    role: str = "document"      # "query" | "document" | "any": ColBERT drops punctuation from documents only
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,9 @@ class Engine:
         sparse_spec = card.capabilities.encode.sparse
         idf_queries = "sparse" in outputs and is_query and sparse_spec.query_weights == "idf"
         forward = tuple(o for o in outputs if not (o == "sparse" and idf_queries))
-        role = "query" if is_query else "document"
+        # Only multivector outputs treat the roles differently (punctuation); elsewhere queries and documents
+        # share batches.
+        role = ("query" if is_query else "document") if "multivector" in forward else "any"
         async with await self.pool.acquire(card.name) as loaded:
             seqs, tokenize_s = await self._prepare(loaded, partial(encoding.role_sequences, card, loaded.tokenizer,
                                                                    texts, is_query=is_query))
