@@ -45,7 +45,11 @@ class AutoModelRunner:
         real = torch.arange(L, device=self.device)[None, :] < lengths[:, None]       # [B, L]
         ids = torch.full((B, L), self.pad_id, dtype=torch.long, device=self.device)
         ids[real] = batch.input_ids
-        kwargs = {"input_ids": ids, "attention_mask": real.long()}
+        mask = real
+        if batch.key_lengths is not None:  # tokens past a sequence's key length are queries only
+            keys = torch.tensor(batch.key_lengths, device=self.device)
+            mask = torch.arange(L, device=self.device)[None, :] < keys[:, None]
+        kwargs = {"input_ids": ids, "attention_mask": mask.long()}
         if batch.token_type_ids is not None:
             tt = torch.zeros_like(ids)
             tt[real] = batch.token_type_ids

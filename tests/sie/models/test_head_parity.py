@@ -133,7 +133,8 @@ def _hidden_reference(folder, seqs, key_lengths=None):
     return [h[i, : len(s)] for i, s in enumerate(seqs)]
 
 
-def test_colbert_head_with_mask_augmentation_matches_reference(tiny_models, tmp_path):
+@pytest.mark.parametrize("fallback", [False, True])
+def test_colbert_head_with_mask_augmentation_matches_reference(tiny_models, tmp_path, fallback):
     """Queries padded with [MASK] that nothing attends to (attend_to_mask_tokens=False): the reference
     masks those keys; projection, normalization and the punctuation skiplist on top."""
     from safetensors.torch import save_file
@@ -144,7 +145,7 @@ def test_colbert_head_with_mask_augmentation_matches_reference(tiny_models, tmp_
     save_file({"linear.weight": weight}, str(tmp_path / "colbert.safetensors"))
     head = ColbertHead.load(tmp_path, "colbert.safetensors:linear.weight", normalize=True, skip_first_token=False,
                             device=CPU, dtype=torch.float32)
-    runner = load_runner("bert", folder)
+    runner = AutoModelRunner.load(folder, device=CPU, dtype=torch.float32) if fallback else load_runner("bert", folder)
     seqs = ragged(8, 20, seed=6)
     seqs = [s + [103] * (32 - len(s)) for s in seqs]                   # [MASK]-augmented to 32
     keys = [len(s) - s.count(103) for s in seqs]
