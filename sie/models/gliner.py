@@ -98,8 +98,9 @@ class GlinerRunner:
     """Runner contract: packed ids → projected token states [T, gliner hidden]."""
 
     def __init__(self, config: GlinerConfig, backbone: AutoModelRunner, projection: Linear | None,
-                 folder: Path) -> None:
+                 folder: Path, head_tensors: dict[str, torch.Tensor] | None = None) -> None:
         self.gliner = config
+        self._head_tensors = head_tensors  # handed once to GlinerSpanHead: the checkpoint is read only once
         self.backbone = backbone
         self.projection = projection
         self.folder = folder
@@ -135,7 +136,12 @@ class GlinerRunner:
         if "token_rep_layer.projection.weight" in tensors:
             proj = Linear(tensors["token_rep_layer.projection.weight"].to(device=device, dtype=dtype),
                           tensors["token_rep_layer.projection.bias"].to(device=device, dtype=dtype))
-        return cls(config, AutoModelRunner(model, device=device, dtype=dtype), proj, path)
+        head = {k: v for k, v in tensors.items() if not k.startswith("token_rep_layer.")}
+        return cls(config, AutoModelRunner(model, device=device, dtype=dtype), proj, path, head)
+
+    def take_head_tensors(self) -> dict[str, torch.Tensor] | None:
+        tensors, self._head_tensors = self._head_tensors, None
+        return tensors
 
     def backend_tokenizer(self) -> Tokenizer:
         """The tokenizer with GLiNER's added tokens ([FLERT], <<ENT>>, <<SEP>>, in that order, as the
@@ -208,8 +214,11 @@ class GlinerSpanHead:
         self.prompt = _mlp(tensors, "prompt_rep_layer", device, dtype)
 
     @classmethod
-    def load(cls, folder: Path, *, device: torch.device, dtype: torch.dtype) -> GlinerSpanHead:
-        tensors = {k: v for k, v in _gliner_tensors(folder).items() if not k.startswith("token_rep_layer.")}
+    def load(cls, folder: Path, *, device: torch.device, dtype: torch.dtype,
+             tensors: dict[str, torch.Tensor] | None = None) -> GlinerSpanHead:
+        """`tensors`: the checkpoint's non-backbone tensors when the runner already read them."""
+        if tensors is None:
+            tensors = {k: v for k, v in _gliner_tensors(folder).items() if not k.startswith("token_rep_layer.")}
         try:
             return cls(GlinerConfig.read(folder), tensors, device=device, dtype=dtype)
         except (KeyError, RuntimeError) as e:

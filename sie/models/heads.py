@@ -133,7 +133,8 @@ def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokeniz
     if extract and extract.kind == "token-classification":
         heads.tagger = head_class("token-classification").load(folder, config, device=device, dtype=dtype)
     if extract and extract.kind == "gliner":
-        heads.spans = head_class("gliner").load(folder, device=device, dtype=dtype)
+        take = getattr(runner, "take_head_tensors", None)
+        heads.spans = head_class("gliner").load(folder, device=device, dtype=dtype, tensors=take() if take else None)
     return heads
 
 
