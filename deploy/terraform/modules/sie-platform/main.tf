@@ -29,7 +29,16 @@ resource "helm_release" "keda_http_add_on" {
   namespace        = "keda"
   create_namespace = true
   timeout          = var.timeout_seconds
-  depends_on       = [helm_release.keda]
+  values = [yamlencode({
+    interceptor = {
+      # How long the interceptor holds a request while a pool scales from zero (chart default 20s: shorter
+      # than a cold start that needs a new node), and how long it waits for response headers (chart
+      # default 500ms: shorter than one large batch).
+      replicas              = { waitTimeout = "${var.scale_from_zero_wait_seconds}s" }
+      responseHeaderTimeout = "300s"
+    }
+  })]
+  depends_on = [helm_release.keda]
 }
 
 resource "helm_release" "kube_prometheus_stack" {

@@ -97,3 +97,13 @@ variable "timeout_seconds" {
     error_message = "timeout_seconds must be >= 60."
   }
 }
+
+variable "scale_from_zero_wait_seconds" {
+  description = "How long the KEDA HTTP interceptor holds a request for a pool at zero replicas before failing it. Must cover pod start, image pull and model load (and node provisioning if the node pool is at zero too)."
+  type        = number
+  default     = 300
+  validation {
+    condition     = var.scale_from_zero_wait_seconds >= 20 && var.scale_from_zero_wait_seconds <= 3600
+    error_message = "scale_from_zero_wait_seconds must be between 20 and 3600."
+  }
+}
