@@ -96,3 +96,10 @@ def test_scaledobjects_scale_on_the_servers_own_metrics(rendered, profile):
         zero = so["spec"]["minReplicaCount"] == 0
         # Scale to zero only with the HTTP add-on's trigger: nothing else sees traffic at zero pods.
         assert zero == ("http-pending" in triggers)
+        if zero:
+            hso = next(d for d in rendered[profile] if d["kind"] == "HTTPScaledObject"
+                       and d["metadata"]["name"] == triggers["http-pending"]["metadata"]["httpScaledObject"])
+            # The add-on deletes a ScaledObject that has its HTTPScaledObject's name (skip mode).
+            assert hso["metadata"]["name"] != so["metadata"]["name"]
+            assert hso["metadata"]["annotations"]["httpscaledobject.keda.sh/skip-scaledobject-creation"] == "true"
+            assert hso["spec"]["scaleTargetRef"]["name"] == so["spec"]["scaleTargetRef"]["name"]
