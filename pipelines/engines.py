@@ -23,7 +23,8 @@ def open_engine(config: EngineConfig,
         return engine, engine.close
     from sie.client import SieClient
 
-    client = SieClient(config.url, api_key=config.api_key, timeout=config.timeout_s)
+    client = SieClient(config.url, api_key=config.api_key, timeout=config.timeout_s,
+                       max_retries=config.max_retries)
     return client, client.close
 
 

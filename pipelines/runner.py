@@ -39,6 +39,7 @@ from sie.errors import SieError
 _DONE = object()
 Listener = Callable[[str, dict[str, Any]], None]
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_ERRORS = 100
 
 
 @dataclass
@@ -362,6 +363,8 @@ class IngestRunner:
                     entries.append({"run_id": self.run_id, "pipeline": self.p.name, "sink": key, "source": w.doc.id,
                                     "error": reason, "document": {"text": w.doc.text, "metadata": w.doc.metadata}})
                     self.emit("dead_letter", sink=key, source=w.doc.id, error=reason)
+                    if len(self.errors) < MAX_ERRORS:
+                        self.errors.append(f"dead letter: {key}: {w.doc.id}: {reason}")
             if w.failed:
                 self.counters.add("failed")
         return dlq.append(entries)

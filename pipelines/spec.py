@@ -47,6 +47,8 @@ class EngineConfig(_Strict):
     url: str | None = Field(None, description="A sie server (http://...); none = the in-process engine.")
     api_key: str | None = Field(None, description="${ENV_VAR} holding the server's API key.")
     timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_retries: int = Field(6, ge=0, le=20, description="Client retries of 429/503/unreachable, honouring "
+                                                          "Retry-After (the runner's own retries come on top).")
 
     @field_validator("url")
     @classmethod

