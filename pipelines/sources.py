@@ -222,6 +222,9 @@ def posted_documents(config: RecordsSource, records: Any, shard: Shard = Shard()
             raise SourceError(f"{where}.text: {len(text)} characters exceeds source.max_chars ({config.max_chars})",
                               field=f"{where}.text", status=413)
         problem = metadata_problem(metadata) if isinstance(metadata, dict) else "metadata must be an object"
+        reserved = next((k for k in metadata if str(k).startswith("_sie_")), None) if not problem else None
+        if reserved is not None:
+            problem = f"metadata key {reserved!r} is reserved (sie writes the _sie_* keys itself)"
         if problem:
             raise SourceError(f"{where}.{problem}", field=f"{where}.metadata")
         if shard.owns(rid):

@@ -60,7 +60,8 @@ class EngineConfig(_Strict):
 
 class FilesSource(_Strict):
     type: Literal["files"] = "files"
-    root: str = Field(min_length=1, description="Folder read (relative to the pipeline file); nothing outside it.")
+    root: str = Field(min_length=1, description="The folder to read, relative to the pipeline file; nothing "
+                                                "outside it is read.")
     glob: list[str] = Field(default_factory=lambda: ["**/*"], min_length=1, max_length=64)
     text_field: str = Field("text", min_length=1, description=".jsonl/.csv/.parquet: the column holding the text.")
     id_field: str | None = Field(None, description="Tabular files: the column identifying a row (default: its "
@@ -108,7 +109,8 @@ class InputConfig(_Strict):
 
 class _Header(_Strict):
     name: str
-    version: str = "1"
+    version: str | int = Field("1", description="Written into every record (_sie_version); a new version "
+                                                 "reprocesses every source.")
     description: str = ""
     kind: Literal["ingest", "query"] = "ingest"
     engine: Any = "local"
@@ -121,10 +123,10 @@ class _Header(_Strict):
             raise ValueError(f"expected lower-case letters, digits, '-' or '_' (at most 63), got {name!r}")
         return name
 
-    @field_validator("version", mode="before")
+    @field_validator("version")
     @classmethod
-    def _version(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    def _version(cls, value: str | int) -> str:
+        return str(value)
 
 
 class IngestHeader(_Header):
@@ -236,10 +238,23 @@ class _Validator:
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            for err in e.errors():
+            errors = e.errors()
+            unknown = [tuple(err["loc"]) for err in errors if err["type"] == "extra_forbidden"]
+            for err in errors:
                 loc = tuple(p for p in err["loc"] if p != "[key]")
-                self.fail((*path, *loc), explain(err, cls, loc), key=err["type"] == "extra_forbidden")
+                message = explain(err, cls, loc)
+                if err["type"] == "missing":
+                    message += self._typo_of(path, loc, unknown)
+                self.fail((*path, *loc), message, key=err["type"] == "extra_forbidden")
             return None
+
+    def _typo_of(self, path: tuple, loc: tuple, unknown: list[tuple]) -> str:
+        """For a missing key: an unknown key beside it that looks like a misspelling of it."""
+        for other in unknown:
+            if other[:-1] == loc[:-1] and _edits(str(other[-1]).lower(), str(loc[-1]).lower()) <= 2:
+                line, _ = self.located.position((*path, *other), key=True)
+                return f" ('{other[-1]}' on line {line} looks like a misspelling of it)"
+        return ""
 
     def pipeline(self, path: Path) -> Pipeline | None:
         data = self.located.data
@@ -262,7 +277,7 @@ class _Validator:
         sinks = [s for i, raw in enumerate(raw_sinks) if (s := self.sink(raw, ("sinks", i), base))]
         if header is None:
             return None
-        p = Pipeline(kind=kind, name=header.name, version=header.version, description=header.description,
+        p = Pipeline(kind=kind, name=header.name, version=str(header.version), description=header.description,
                      engine=engine or EngineConfig(), steps=steps, path=path, located=self.located)
         if isinstance(header, IngestHeader):
             p.source, p.sinks, p.batch, p.retry = source, sinks, header.batch, header.retry
@@ -373,7 +388,7 @@ class _Validator:
             load_config(raw, env)
         except ConnectorError as e:
             for part in re.split(r"; (?=sink\b)", e.message):
-                m = re.match(r"^sink((?:\.[\w-]+)*)(?::| (?=is ))\s*(.*)$", part, re.S)
+                m = re.match(r"^sink((?:\.[\w-]+)*)(?::\s*| )(.*)$", part, re.S)
                 keys = tuple(x for x in (m.group(1) if m else "").split(".") if x)
                 reason = m.group(2) if m else part
                 self.fail((*path, *keys), reason, key="unknown option" in reason)
@@ -504,6 +519,17 @@ def explain(err: dict[str, Any], cls: type[BaseModel], loc: tuple) -> str:
     message = err["msg"]
     if message.startswith("Value error, "):
         return message.removeprefix("Value error, ")
+    if kind == "too_short":
+        return f"expected at least {err['ctx']['min_length']} item(s), got {len(value) if value else 'none'}"
+    if kind == "too_long":
+        return f"expected at most {err['ctx']['max_length']} item(s), got {len(value)}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected an integer, got {_kind(value)}"
+    if kind in ("float_parsing", "float_type"):
+        return f"expected a number, got {_kind(value)}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"expected true or false, got {_kind(value)}"
+    message = message.replace("a valid ", "a ")
     message = message.replace("Input should be", "expected").replace("input should be", "expected")
     if message.startswith("Field required"):
         return "required key is missing"

@@ -74,6 +74,10 @@ class RunStore:
         self._conn, self.dialect, self.where = connection, dialect, where
         self._lock = threading.RLock()
         with self._tx() as cur:
+            if dialect == "postgres":
+                # Concurrent `CREATE TABLE IF NOT EXISTS` can collide in Postgres (two shards starting at
+                # once): serialize schema creation with a transaction-scoped advisory lock.
+                cur.execute("SELECT pg_advisory_xact_lock(7410251)")
             for statement in SCHEMA:
                 cur.execute(statement)
 
@@ -88,6 +92,18 @@ class RunStore:
             try:
                 yield _Cursor(cur, self._sql)
                 self._conn.commit()
+            except PipelineError:
+                self._conn.rollback()
+                raise
+            except Exception as e:
+                try:
+                    self._conn.rollback()
+                except Exception:  # the connection itself is gone; the error below says so
+                    pass
+                if not _database_error(e):
+                    raise
+                raise PipelineError(f"run store ({self.where}): {type(e).__name__}: {str(e).strip()}",
+                                    field="store", code="store_error", status=503) from e
             except BaseException:
                 self._conn.rollback()
                 raise
@@ -200,6 +216,12 @@ class RunStore:
             cur.execute(f"UPDATE runs SET state = 'interrupted', finished_at = ? WHERE state IN ('queued', 'running') "
                         f"AND pipeline IN ({marks})", (time.time(), *names))
             return cur.rowcount
+
+
+def _database_error(e: Exception) -> bool:
+    """sqlite3 and psycopg errors (both DB-API `Error` subclasses), not bugs in this module."""
+    return any(cls.__name__ in ("Error", "DatabaseError", "OperationalError") and cls.__module__.startswith(
+        ("sqlite3", "psycopg")) for cls in type(e).__mro__)
 
 
 _RUN_COLUMNS = "id, pipeline, state, created_at, finished_at, shard, idempotency_key, request, counters, errors"

@@ -67,7 +67,9 @@ def load_text(text: str, file: str) -> Located:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = " ".join(x for x in (e.context, e.problem) if x)
+        opened = e.context_mark if e.context and e.context_mark and e.context_mark is not mark else None
+        where = f" (opened at {opened.line + 1}:{opened.column + 1})" if opened else ""
+        reason = f"{e.context}{where}: {e.problem}" if e.context else str(e.problem)
         raise SpecError([Problem(file, line, col, "(syntax)", f"not valid YAML: {reason}")]) from None
     except yaml.YAMLError as e:
         raise SpecError([Problem(file, 1, 1, "(syntax)", f"not valid YAML: {e}")]) from None
@@ -116,7 +118,7 @@ class _Builder:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             if self.nodes == MAX_NODES + 1:
-                self._fail(node, path, f"more than {MAX_NODES} values (aliases expanding without bound?)")
+                self._fail(node, path[:1], f"more than {MAX_NODES} values (aliases expanding without bound?)")
             return None
         self.located.values.setdefault(path, self._where(node))
         if isinstance(node, yaml.MappingNode):
@@ -153,7 +155,8 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _TAG + "str":
                 shown = getattr(key_node, "value", "?")
-                self._fail(key_node, path, f"keys must be plain strings, got {shown!r}")
+                self._fail(key_node, (*path, str(shown)), f"keys must be plain strings, got {shown!r} "
+                                                          f"({key_node.tag.rsplit(':', 1)[-1]})")
                 continue
             key = key_node.value
             sub = (*path, key)

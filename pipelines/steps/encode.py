@@ -39,8 +39,8 @@ class EncodeConfig(StepConfig):
             raise ValueError("name at least one output, e.g. {dense: dense}")
         for kind, name in outputs.items():
             if not VECTOR_NAME.match(name) or name in RESERVED_NAMES:
-                raise ValueError(f"vector name {name!r} (for {kind}) must match {VECTOR_NAME.pattern} and not be "
-                                 f"one of {', '.join(sorted(RESERVED_NAMES))}")
+                raise ValueError(f"vector name {name!r} (for {kind}): a letter, then letters, digits or '_' "
+                                 f"(64 at most), and not one of {', '.join(sorted(RESERVED_NAMES))}")
         if len(set(outputs.values())) != len(outputs):
             raise ValueError("each output needs its own vector name")
         return outputs

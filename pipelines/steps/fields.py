@@ -19,14 +19,14 @@ from pipelines.steps.base import Chunk, IngestStep, StepConfig
 from pipelines.steps.extract import check_path
 
 
-def checked_where(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`value` if it is a valid `where` filter; the filter's own message otherwise."""
+def checked_where(value: dict[str, Any] | None, name: str = "where") -> dict[str, Any] | None:
+    """`value` if it is a valid `where` filter; the filter's own message (under `name`) otherwise."""
     if value is None:
         return None
     try:
         parse_where(value)
     except ConnectorError as e:
-        raise ValueError(e.message) from None
+        raise ValueError(name + e.message.removeprefix("where")) from None
     return value
 
 
@@ -38,7 +38,10 @@ class FilterConfig(StepConfig):
     def _one(self) -> FilterConfig:
         if (self.keep_if is None) == (self.drop_if is None):
             raise ValueError("give exactly one of keep_if or drop_if")
-        checked_where(self.keep_if if self.keep_if is not None else self.drop_if)
+        if self.keep_if is not None:
+            checked_where(self.keep_if, "keep_if")
+        else:
+            checked_where(self.drop_if, "drop_if")
         return self
 
 

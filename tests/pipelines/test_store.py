@@ -1,0 +1,174 @@
+"""The run store on SQLite (the embedded default) and on a real Postgres (the cluster's): high-water
+marks that only rise until a commit, runs and idempotency keys (also across two connections racing),
+and two `sie run --shard i/2` jobs sharing a Postgres store and a Chroma server.
+
+Postgres: $SIE_TEST_POSTGRES_URL if set, else a throwaway server started from the local binaries
+(/usr/lib/postgresql/*/bin); the tests skip, saying so, only when neither exists."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import chunk_ids, paragraphs, write_corpus, write_pipeline
+from servers import SIE, free_port
+
+from pipelines.errors import PipelineError, RunNotFound
+from pipelines.store import open_store
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A base URL (without database) of a Postgres server for the session."""
+    if os.environ.get("SIE_TEST_POSTGRES_URL"):
+        yield os.environ["SIE_TEST_POSTGRES_URL"]
+        return
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("no Postgres: set SIE_TEST_POSTGRES_URL, or install the postgresql package (initdb not found "
+                    "under /usr/lib/postgresql/*/bin)")
+    bindir = Path(found[-1]).parent
+    # Postgres refuses to run as root: run it as the `postgres` user, in a folder that user owns.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="sie-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "sie", "-E", "UTF8",
+                    "--no-locale"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://sie@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(server: str) -> str:
+    import psycopg
+
+    name = "t" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "runs.sqlite")
+    return fresh_database(request.getfixturevalue("postgres_server"))
+
+
+def test_high_water_only_rises_until_a_commit(store_url):
+    store = open_store(store_url)
+    store.raise_high_water("p", "sink", [("a", 5), ("b", 2)])
+    store.raise_high_water("p", "sink", [("a", 3)])                  # a smaller version never lowers it
+    states = store.sources("p", "sink")
+    assert (states["a"].high_water, states["a"].hash, states["b"].high_water) == (5, None, 2)
+    store.commit("p", "sink", [("a", "sha256:1", "fp", 3)])            # stale chunks 3-4 were deleted
+    a = store.sources("p", "sink")["a"]
+    assert (a.hash, a.fingerprint, a.high_water) == ("sha256:1", "fp", 3)
+    assert store.sources("p", "other") == {} and store.sources("q", "sink") == {}
+    store.forget("p", "sink", ["a"])
+    assert set(store.sources("p", "sink")) == {"b"}
+    store.close()
+
+
+def test_runs_idempotency_and_interruption(store_url):
+    store = open_store(store_url)
+    run, created = store.create_run("p", idempotency_key="k1", request={"records": 3})
+    again, created_again = store.create_run("p", idempotency_key="k1")
+    other, _ = store.create_run("q", idempotency_key="k1")
+    assert created and not created_again and again.id == run.id and other.id != run.id
+    store.update_run(run.id, state="running", counters={"stages": {"read": 3}}, errors=["e"] * 150)
+    got = store.get_run(run.id)
+    assert (got.state, got.counters, len(got.errors), got.request) == ("running", {"stages": {"read": 3}}, 100,
+                                                                        {"records": 3})
+    assert store.interrupt_unfinished(["p"]) == 1
+    assert store.get_run(run.id).state == "interrupted" and store.get_run(run.id).finished_at is not None
+    with pytest.raises(RunNotFound, match="no run with id 'nope'"):
+        store.get_run("nope")
+    store.close()
+
+
+def test_one_idempotency_key_racing_on_two_connections_makes_one_run(store_url):
+    stores = [open_store(store_url) for _ in range(2)]
+    results = []
+    barrier = threading.Barrier(2)
+
+    def create(store):
+        barrier.wait()
+        results.append(store.create_run("p", idempotency_key="same"))
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({run.id for run, _ in results}) == 1 and sorted(c for _, c in results) == [False, True]
+    for s in stores:
+        s.close()
+
+
+def test_a_postgres_password_is_never_echoed():
+    with pytest.raises(PipelineError) as e:
+        open_store(f"postgresql://sie:hunter2@127.0.0.1:{free_port()}/db")
+    assert "hunter2" not in e.value.message and "//***@127.0.0.1" in e.value.message
+
+
+def test_indexed_jobs_share_a_postgres_store(tmp_path, postgres_server, engine_server, chroma_server, cli_env):
+    """Two shards run at once, as a Kubernetes indexed Job would: together they write every source
+    exactly once; a second round finds nothing to do."""
+    url = fresh_database(postgres_server)
+    counts = {f"d{i}.md": 1 + i % 3 for i in range(12)}
+    write_corpus(tmp_path / "docs", {n: paragraphs(n, 1, c) for n, c in counts.items()})
+    collection = "s" + uuid.uuid4().hex[:10]
+    path = write_pipeline(tmp_path, f"""\
+        name: sharded
+        engine: {engine_server.url}
+        source: {{type: files, root: ./docs}}
+        steps:
+          - chunk: {{by: paragraphs, size: 1}}
+          - encode: {{model: tiny/embed}}
+        sinks:
+          - {{type: chroma, url: "{chroma_server}", collection: {collection}}}
+    """)
+
+    def round_() -> list[dict]:
+        import json
+
+        procs = [subprocess.Popen([SIE, "run", str(path), "--shard", f"{i}/2", "--store", url, "--json"],
+                                  env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        return [json.loads(out.splitlines()[-1]) for out, _ in outs]
+
+    first = round_()
+    read = [r["counters"]["stages"]["read"] for r in first]
+    assert sum(read) == 12 and min(read) > 0                          # both shards had work, none twice
+    from connectors import open_sink
+
+    sink = open_sink({"type": "chroma", "url": chroma_server, "collection": collection})
+    sink.ensure()
+    expected = chunk_ids("sharded", counts)
+    assert sink.count() == len(expected) and set(sink.get(list(expected))) == set(expected)
+    second = round_()
+    assert [r["counters"]["stages"]["read"] for r in second] == [0, 0]
+    assert sum(r["counters"]["stages"]["skipped"] for r in second) == 12
+    store = open_store(url)
+    assert len(store.sources("sharded", next(iter(first[0]["counters"]["sinks"])))) == 12
+    store.close()
+    sink.drop()
+    sink.close()
