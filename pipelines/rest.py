@@ -15,14 +15,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.errors import ConnectorError
 from pipelines.errors import PipelineError
 from pipelines.library import PipelineLibrary
 from pipelines.manager import RunManager
 from pipelines.store import open_store
-from sie.server.http import parse, respond
+from pipelines.yaml_source import render_path
+from sie.codec import decode_body
+from sie.errors import InvalidInput
+from sie.server.http import respond
 
 router = APIRouter(tags=["pipelines"])
 MAX_IDEMPOTENCY_KEY = 255
@@ -43,6 +46,23 @@ class QueryRequest(BaseModel):
     max_tokens: int | None = Field(None, gt=0)
     limit: int | None = Field(None, gt=0)
     where: dict[str, Any] | None = None
+
+
+async def parse(request: Request, model: type[BaseModel]) -> Any:
+    """The body as `model`. (sie.server.http.parse would read a body field named `query` as the URL's query
+    string and report it as `body`; these bodies have such a field.)"""
+    raw = await request.body()
+    try:
+        data = decode_body(raw, request.headers.get("content-type")) if raw else {}
+    except ValueError as e:
+        raise InvalidInput(f"body: {e}", field="body") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        path = render_path(err["loc"]) if err["loc"] else "body"
+        reason = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise InvalidInput(f"{path}: {reason}", field=path, status=422) from None
 
 
 def _manager(request: Request) -> RunManager:

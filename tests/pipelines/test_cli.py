@@ -1,0 +1,104 @@
+"""`sie run | plan | query | validate` as a user runs them (real subprocesses): summaries, exit codes,
+JSON output, and one-line errors instead of tracebacks. Runs use the live test engine server (cheap
+processes); plan and query use the in-process engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import paragraphs, write_corpus, write_pipeline
+from servers import SIE
+
+INGEST = """\
+    name: cli-docs
+    engine: {url}
+    source: {{type: files, root: ./docs}}
+    steps:
+      - chunk: {{by: paragraphs, size: 1}}
+      - encode: {{model: tiny/embed}}
+    sinks:
+      - {{type: lancedb, uri: ./lance, collection: docs}}
+    retry: {{attempts: 1}}
+"""
+
+
+def sie(*args: str, env: dict, cwd=None) -> subprocess.CompletedProcess:
+    out = subprocess.run([SIE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    assert "Traceback" not in out.stderr + out.stdout, out.stderr
+    return out
+
+
+@pytest.fixture()
+def project(tmp_path, engine_server):
+    write_corpus(tmp_path / "docs", {"a.md": paragraphs("a.md", 1, 3), "b.md": paragraphs("b.md", 1, 2)})
+    write_pipeline(tmp_path, INGEST.format(url=engine_server.url))
+    write_pipeline(tmp_path, """\
+        name: cli-search
+        kind: query
+        steps:
+          - encode: {model: tiny/embed}
+          - search: {sink: {type: lancedb, uri: ./lance, collection: docs}, limit: 5}
+          - trim: {max_tokens: 60}
+    """, "search.yaml")
+    return tmp_path
+
+
+def test_run_prints_a_summary_and_reruns_skip(project, cli_env):
+    first = sie("run", "pipeline.yaml", env=cli_env, cwd=project)
+    assert first.returncode == 0, first.stderr
+    row = next(line for line in first.stderr.splitlines() if "lancedb:docs" in line)
+    assert [int(x) for x in row.replace("│", " ").split()[1:]] == [2, 5, 5, 0, 0, 0]   # read chunked written ...
+    again = json.loads(sie("run", "pipeline.yaml", "--json", env=cli_env, cwd=project).stdout.splitlines()[-1])
+    assert again["state"] == "succeeded" and again["counters"]["stages"]["skipped"] == 2
+    rich = sie("run", "pipeline.yaml", "--progress", "rich", env=cli_env, cwd=project)
+    assert "sources read/skipped" in rich.stderr and "→ lancedb:docs" in rich.stderr
+
+
+def test_run_exit_codes_and_one_line_errors(project, cli_env, engine_server):
+    write_corpus(project / "docs", {"blank.md": "   "})
+    path = write_pipeline(project, INGEST.replace("- chunk: {{by: paragraphs, size: 1}}\n", "").format(
+        url=engine_server.url), "nochunk.yaml")
+    partial = sie("run", path.name, env=cli_env, cwd=project)
+    assert partial.returncode == 1
+    assert f"replay with `sie run {path.name} --retry-dlq`" in partial.stderr.replace("\n", "")
+    cases = [(("run", "search.yaml"), "a query pipeline; use `sie query"),
+             (("run", "pipeline.yaml", "--shard", "5/2"), "shard: index must be in 0..1"),
+             (("query", "pipeline.yaml", "x"), "an ingest pipeline; use `sie run"),
+             (("run", "missing.yaml"), "missing.yaml:1:1 (file): cannot read the file")]
+    for args, message in cases:
+        out = sie(*args, env=cli_env, cwd=project)
+        assert out.returncode == 2 and message in out.stderr.replace("\n", " "), (args, out.stderr)
+
+
+def test_an_unset_secret_fails_run_but_not_validate(project, cli_env, engine_server):
+    write_pipeline(project, INGEST.format(url=engine_server.url).replace(
+        "{type: lancedb, uri: ./lance, collection: docs}",
+        '{type: qdrant, url: "http://127.0.0.1:1", api_key: "${NO_SUCH_KEY}", collection: docs}'), "secret.yaml")
+    run = sie("run", "secret.yaml", env=cli_env, cwd=project)
+    assert run.returncode == 2
+    assert ("secret.yaml:8:56 sinks[0].api_key: references ${NO_SUCH_KEY}, but the environment variable "
+            "NO_SUCH_KEY is not set") in run.stderr.replace("\n", "")
+    validate = sie("validate", "secret.yaml", env=cli_env, cwd=project)
+    assert validate.returncode == 0 and validate.stdout.startswith("ok secret.yaml: ingest pipeline 'cli-docs'")
+
+
+def test_plan_shows_what_a_run_would_do_and_query_answers(project, cli_env):
+    local = INGEST.replace("    engine: {url}\n", "").format()
+    write_pipeline(project, local, "local.yaml")
+    planned = sie("plan", "local.yaml", "--json", env=cli_env, cwd=project)
+    assert planned.returncode == 0, planned.stderr
+    before = json.loads(planned.stdout)
+    assert before["engine"] == "in-process" and before["sinks"][0]["schema"] == {
+        "dense": {"kind": "dense", "dim": 64, "distance": "cosine"}}
+    assert before["source"]["per_sink"]["lancedb:docs"] == {"process": 2, "skip": 0, "vanished": 0}
+    assert sie("run", "local.yaml", env=cli_env, cwd=project).returncode == 0
+    after = sie("plan", "local.yaml", env=cli_env, cwd=project)
+    assert "lancedb:docs: would process 0, skip 2, vanished 0" in after.stdout
+    answer = json.loads(sie("query", "search.yaml", "a.md version 1 paragraph 2", "--json", env=cli_env,
+                            cwd=project).stdout)
+    assert answer["retrieved"] == 5 and answer["tokens"]["budget"] == 60
+    assert 0 < answer["tokens"]["after"] <= 60 < answer["tokens"]["before"]
+    table = sie("query", "search.yaml", "backups", "--max-tokens", "200", env=cli_env, cwd=project)
+    assert "tokens:" in table.stdout and "(budget 200)" in table.stdout
