@@ -95,7 +95,7 @@ async def start_run(name: str, request: Request,
         raise PipelineError(f"pipeline {name!r} is a query pipeline: POST /v1/pipelines/{name}/query", field="name")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise PipelineError(f"Idempotency-Key: 1..{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
-    body = RunRequest() if not await request.body() else await parse(request, RunRequest)
+    body = await parse(request, RunRequest)
     run, created = manager.start(p, records=body.records, sync_deletions=body.sync_deletions,
                                  retry_dlq=body.retry_dlq, idempotency_key=idempotency_key)
     payload = {**manager.store.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},

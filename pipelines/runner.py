@@ -138,8 +138,8 @@ class IngestRunner:
                 failed = any(c["failed"] for c in self.counters.sinks.values()) or dead or self.errors
                 state = "partial" if failed else "succeeded"
         except (PipelineError, ConnectorError, SieError) as e:
-            self.errors.append(f"{e.field + ': ' if e.field and not e.message.startswith(e.field) else ''}"
-                               f"{e.message}")
+            self.errors.append(e.message if not e.field or e.message.startswith(e.field) else
+                               f"{e.field}: {e.message}")
         finally:
             for t in targets:
                 t.sink.close()
@@ -161,19 +161,18 @@ class IngestRunner:
 
     def _open_targets(self) -> list[Target]:
         schema = sink_schema(self.p, directory_for(self.engine))
-        targets = []
-        try:
-            for spec in self.p.sinks:
+        targets: list[Target] = []
+        for i, spec in enumerate(self.p.sinks):
+            try:
                 sink = open_sink(spec.raw)
                 targets.append(Target(spec, sink, {}))
                 sink.ensure(schema)
-                targets[-1].states = self.store.sources(self.p.name, spec.key)
-        except ConnectorError as e:
-            for t in targets:
-                t.sink.close()
-            label = self.p.sinks[len(targets) - 1].label if targets else "sink"
-            raise PipelineError(f"sinks[{len(targets) - 1}] ({label}): {e.message}", field=e.field,
-                                code=e.code, status=e.status) from None
+            except ConnectorError as e:
+                for t in targets:
+                    t.sink.close()
+                raise PipelineError(f"sinks[{i}] ({spec.label}): {e.message}", field=f"sinks[{i}]", code=e.code,
+                                    status=e.status) from None
+            targets[-1].states = self.store.sources(self.p.name, spec.key)
         return targets
 
     def _needs(self, target: Target, doc: Document) -> bool:

@@ -173,3 +173,16 @@ def test_an_engine_lost_mid_run_dead_letters_then_replays_against_a_live_one(tmp
     sink = open_sink_of(path)
     assert sink.count() == 6
     sink.close()
+
+
+def test_a_sink_that_cannot_be_opened_fails_the_run_and_names_it(tmp_path, engine):
+    from servers import free_port
+
+    write_corpus(tmp_path / "docs", {"a.md": "text"})
+    url = f"http://127.0.0.1:{free_port()}"
+    path = write_pipeline(tmp_path, PIPELINE.format(url=url, attempts=1).replace(
+        "    sinks:\n", "    sinks:\n      - {type: lancedb, uri: ./lance, collection: ok}\n"))
+    report = ingest(path, engine)
+    assert report.state == "failed" and len(report.errors) == 1
+    assert report.errors[0].startswith(f"sinks[1] (chroma:flaky): sink.url: cannot open chroma at {url}")
+    assert report.counters["stages"]["read"] == 0                 # nothing was read, nothing half-written
