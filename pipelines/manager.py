@@ -1,7 +1,9 @@
 """Runs started over REST: each in a daemon thread, one at a time per pipeline (a second request for
 the same pipeline waits, queued), state and counters in the run store where GET /v1/runs/{id} reads them.
 
-The in-process engine is the server's own; a pipeline with `engine: <url>` gets a client per run. On
+Each pipeline uses the run store `sie run FILE` would use (SIE_RUN_STORE, else .sie/runs.sqlite next to
+its file), so runs from the CLI and over REST share what they know. The in-process engine is the
+server's own; a pipeline with `engine: <url>` gets a client per run. On
 shutdown unfinished runs are told to stop and end as `interrupted`; a rerun completes them (the runner
 never loses or duplicates records). Runs a killed server left behind are marked interrupted at start.
 """
@@ -15,29 +17,49 @@ from collections import defaultdict
 from typing import Any
 
 from pipelines.engines import open_engine
+from pipelines.errors import RunNotFound
 from pipelines.library import PipelineLibrary
 from pipelines.query import QueryRunner
 from pipelines.runner import IngestRunner, RunOptions
 from pipelines.sources import posted_documents
 from pipelines.spec import Pipeline, RecordsSource
-from pipelines.store import RunRecord, RunStore
+from pipelines.store import RunRecord, RunStore, open_store
 from pipelines.tokenizers import Tokenizers
 
 log = logging.getLogger(__name__)
 
 
 class RunManager:
-    def __init__(self, library: PipelineLibrary, store: RunStore, engine: Any | None) -> None:
-        self.library, self.store, self.engine = library, store, engine
+    def __init__(self, library: PipelineLibrary, engine: Any | None, store_url: str | None = None) -> None:
+        self.library, self.engine = library, engine
+        self._stores: dict[str, RunStore] = {}
+        self._store_url = store_url
+        self._guard = threading.Lock()
         self.tokenizers = Tokenizers(getattr(engine, "catalog", None))
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._queries: dict[str, QueryRunner] = {}
         self._query_engines: list[Any] = []
-        self._guard = threading.Lock()
-        store.interrupt_unfinished(library.pipelines)
+        for p in library.pipelines.values():
+            if p.kind == "ingest":
+                self.store_for(p).interrupt_unfinished([p.name])
         atexit.register(self.close)
+
+    def store_for(self, p: Pipeline) -> RunStore:
+        where = self._store_url or str(p.base_dir / ".sie" / "runs.sqlite")
+        with self._guard:
+            if where not in self._stores:
+                self._stores[where] = open_store(where)
+            return self._stores[where]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        for store in list(self._stores.values()):
+            try:
+                return store.get_run(run_id)
+            except RunNotFound:
+                continue
+        raise RunNotFound(f"run: no run with id {run_id!r}", field="run_id")
 
     def start(self, p: Pipeline, *, records: Any = None, sync_deletions: bool | None = None,
               retry_dlq: bool = False, idempotency_key: str | None = None) -> tuple[RunRecord, bool]:
@@ -53,7 +75,8 @@ class RunManager:
             documents = posted_documents(p.source, records)
         request = {"records": len(records) if records is not None else None, "sync_deletions": sync_deletions,
                    "retry_dlq": retry_dlq}
-        run, created = self.store.create_run(p.name, request=request, shard="0/1", idempotency_key=idempotency_key)
+        run, created = self.store_for(p).create_run(p.name, request=request, shard="0/1",
+                                                    idempotency_key=idempotency_key)
         if created:
             options = RunOptions(sync_deletions=sync_deletions, retry_dlq=retry_dlq, documents=documents)
             thread = threading.Thread(target=self._execute, args=(p, run, options), daemon=True,
@@ -64,15 +87,16 @@ class RunManager:
 
     def _execute(self, p: Pipeline, run: RunRecord, options: RunOptions) -> None:
         with self._locks[p.name]:
+            store = self.store_for(p)
             if self._stop.is_set():
-                self.store.update_run(run.id, state="interrupted", finished=True)
+                store.update_run(run.id, state="interrupted", finished=True)
                 return
             engine, close = open_engine(p.engine, shared=self.engine)
             try:
-                IngestRunner(p, engine, self.store, tokenizers=self.tokenizers, stop=self._stop).run(options, run)
+                IngestRunner(p, engine, store, tokenizers=self.tokenizers, stop=self._stop).run(options, run)
             except Exception as e:  # a bug must not leave the run 'running' forever
                 log.exception("run %s of %s failed", run.id, p.name)
-                self.store.update_run(run.id, state="failed", errors=[f"internal error: {type(e).__name__}: {e}"],
+                store.update_run(run.id, state="failed", errors=[f"internal error: {type(e).__name__}: {e}"],
                                       finished=True)
             finally:
                 close()
@@ -97,3 +121,6 @@ class RunManager:
             for close in self._query_engines:
                 close()
             self._query_engines.clear()
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()

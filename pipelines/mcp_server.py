@@ -14,7 +14,6 @@ from typing import Any
 from pipelines.errors import PipelineError
 from pipelines.library import PipelineLibrary
 from pipelines.manager import RunManager
-from pipelines.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def serve_stdio(folder: str | Path) -> None:
     for file, problems in library.broken.items():
         log.warning("skipping %s: %s", file, problems)
     # The in-process engine is created only if a pipeline uses it, and only when first queried.
-    manager = RunManager(library, open_store(Path(folder).resolve() / ".sie" / "runs.sqlite"), _LazyEngine())
+    manager = RunManager(library, _LazyEngine())
     server = build_server(library, manager)
     try:
         server.run("stdio")

@@ -10,6 +10,7 @@ envelope:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from connectors.errors import ConnectorError
 from pipelines.errors import PipelineError
 from pipelines.library import PipelineLibrary
 from pipelines.manager import RunManager
-from pipelines.store import open_store
 from pipelines.yaml_source import render_path
 from sie.codec import decode_body
 from sie.errors import InvalidInput
@@ -98,7 +98,7 @@ async def start_run(name: str, request: Request,
     body = await parse(request, RunRequest)
     run, created = manager.start(p, records=body.records, sync_deletions=body.sync_deletions,
                                  retry_dlq=body.retry_dlq, idempotency_key=idempotency_key)
-    payload = {**manager.store.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},
+    payload = {**manager.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},
                "created": created}
     response = respond(request, payload, status=202)
     if not created:
@@ -108,7 +108,7 @@ async def start_run(name: str, request: Request,
 
 @router.get("/v1/runs/{run_id}")
 async def get_run(run_id: str, request: Request) -> Response:
-    return respond(request, _manager(request).store.get_run(run_id).to_dict())
+    return respond(request, _manager(request).get_run(run_id).to_dict())
 
 
 @router.post("/v1/pipelines/{name}/query")
@@ -129,8 +129,7 @@ async def run_query(name: str, request: Request) -> Response:
 def mount(app: FastAPI, folder: str | Path, *, store: str | None = None) -> RunManager:
     """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys."""
     library = PipelineLibrary.load(folder)
-    run_store = open_store(store or Path(folder).resolve() / ".sie" / "runs.sqlite")
-    manager = RunManager(library, run_store, getattr(app.state, "engine", None))
+    manager = RunManager(library, getattr(app.state, "engine", None), store or os.environ.get("SIE_RUN_STORE"))
     app.state.pipelines = manager
 
     def authorized(request: Request) -> None:

@@ -165,3 +165,23 @@ def test_hybrid_dense_and_sparse_into_qdrant(tmp_path, engine):
     hits = sink.search({"dense": q.dense, "lexical": SparseVector(q.sparse.indices, q.sparse.values)}, limit=2)
     assert hits[0].text == "sparse and dense together"
     sink.close()
+    # The same as a query pipeline: one encode call makes both query vectors, the search fuses them.
+    import asyncio
+
+    from pipelines.query import QueryRunner
+    from pipelines.spec import load_pipeline
+
+    query = write_pipeline(tmp_path, """\
+        name: hybrid-search
+        kind: query
+        steps:
+          - encode: {model: tiny/splade, outputs: {dense: dense, sparse: lexical}}
+          - search: {sink: {type: qdrant, path: ./qdrant, collection: hybrid}, vector: [dense, lexical], limit: 2}
+    """, "query.yaml")
+    runner = QueryRunner(load_pipeline(query), engine)
+    try:
+        answer = asyncio.run(runner.query("sparse and dense together"))
+    finally:
+        runner.close()
+    assert [r["text"] for r in answer["results"]] == [h.text for h in hits]
+    assert [r["score"] for r in answer["results"]] == pytest.approx([h.score for h in hits])

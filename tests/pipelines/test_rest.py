@@ -48,6 +48,7 @@ def server(tmp_path_factory, pipeline_catalog):
     write_pipeline(folder, "settings: {not: a pipeline}\n", "other.yaml")
     s = Server({"SIE_CATALOG_DIRS": str(pipeline_catalog), "SIE_CPU_PRECISION": "fp32", "SIE_API_KEYS": "pipes-key",
                 "SIE_TEST_LOG_DIR": str(folder)}, ("--pipelines", str(folder)))
+    s.folder = folder
     yield s
     s.stop()
 
@@ -87,6 +88,13 @@ def test_trigger_with_records_poll_then_query(server):
         assert done["state"] == "succeeded", done
         (sink,) = done["counters"]["sinks"].values()
         assert sink["written"] == 3 and done["counters"]["stages"]["read"] == 3
+        # The run lives in the store `sie run notes/pipeline.yaml` uses: CLI and REST share what they know.
+        from pipelines.store import open_store
+
+        store = open_store(server.folder / "notes" / ".sie" / "runs.sqlite")
+        assert store.get_run(run["id"]).state == "succeeded" and len(store.sources("notes", next(iter(
+            done["counters"]["sinks"])))) == 3
+        store.close()
         answer = c.post("/v1/pipelines/notes-search/query", json={"query": "rotate the api keys monthly"}).json()
         assert answer["results"][0]["text"] == "rotate the api keys monthly"
         assert answer["results"][0]["metadata"]["team"] == "core"
