@@ -199,7 +199,7 @@ class IngestRunner:
         by_key = {t.key: t for t in targets}
         works: dict[str, Work] = {}
         resolved: set[tuple[str, str]] = set()
-        for entry in dlq.read():
+        for entry in sorted(dlq.read(), key=lambda e: -e.get("time", 0)):  # newest first: its document wins
             target = by_key.get(entry["sink"])
             doc = Document(entry["source"], entry["document"]["text"], entry["document"]["metadata"])
             state = target.states.get(doc.id) if target else None

@@ -135,7 +135,8 @@ class IngestHeader(_Header):
     sinks: list[Any] = Field(min_length=1, max_length=MAX_SINKS)
     batch: BatchConfig = BatchConfig()
     retry: RetryConfig = RetryConfig()
-    dlq: str | None = Field(None, description="Dead-letter JSONL file (default .sie/dlq/<name>.jsonl).")
+    dlq: str | None = Field(None, description="Dead-letter JSONL file (default $SIE_DLQ_DIR/<name>.jsonl, else "
+                                              ".sie/dlq/<name>.jsonl next to the pipeline file).")
 
 
 class QueryHeader(_Header):
@@ -281,7 +282,9 @@ class _Validator:
                      engine=engine or EngineConfig(), steps=steps, path=path, located=self.located)
         if isinstance(header, IngestHeader):
             p.source, p.sinks, p.batch, p.retry = source, sinks, header.batch, header.retry
-            p.dlq = _local(header.dlq, base) if header.dlq else base / ".sie" / "dlq" / f"{p.name}.jsonl"
+            # SIE_DLQ_DIR: where a read-only pipelines folder (a ConfigMap mount) keeps its dead letters.
+            dlq_dir = Path(self.env["SIE_DLQ_DIR"]) if self.env.get("SIE_DLQ_DIR") else base / ".sie" / "dlq"
+            p.dlq = _local(header.dlq, base) if header.dlq else dlq_dir / f"{p.name}.jsonl"
             self.ingest_rules(p)
         else:
             p.input = header.input

@@ -150,3 +150,12 @@ def test_load_pipeline_reads_a_file_and_names_it_as_given(tmp_path):
         load_pipeline(path, shown_as="p.yaml")
     assert e.value.message.startswith("p.yaml:1:7 name: expected lower-case letters")
     assert e.value.code == "invalid_pipeline" and e.value.status == 400
+
+
+def test_dead_letters_follow_sie_dlq_dir_unless_the_file_names_a_path(tmp_path):
+    text = textwrap.dedent(FULL)
+    without = text.replace("dlq: ./failed.jsonl\n", "")
+    assert parse_pipeline(without, "h.yaml", tmp_path, env=ENV).dlq == tmp_path / ".sie" / "dlq" / "handbook.jsonl"
+    in_dir = parse_pipeline(without, "h.yaml", tmp_path, env={**ENV, "SIE_DLQ_DIR": "/var/lib/sie/dlq"})
+    assert in_dir.dlq == Path("/var/lib/sie/dlq/handbook.jsonl")
+    assert parse_pipeline(text, "h.yaml", tmp_path, env={**ENV, "SIE_DLQ_DIR": "/x"}).dlq == tmp_path / "failed.jsonl"
