@@ -69,11 +69,7 @@ def check_sinks(p: Pipeline, models: ModelDirectory) -> tuple[list[Problem], lis
         for spec in p.sinks:
             row = {"sink": spec.label, "key": spec.key, "schema": schema["vectors"], "status": "ok"}
             try:
-                sink = open_sink(spec.raw)
-                try:
-                    sink.check_schema(_schema(schema))
-                finally:
-                    sink.close()
+                _check_schema(spec.raw, _schema(schema))
             except ConnectorError as e:
                 row["status"] = e.message
                 problems.append(p.problem(("sinks", spec.index), e.message))
@@ -105,6 +101,24 @@ def check_sinks(p: Pipeline, models: ModelDirectory) -> tuple[list[Problem], lis
         row["status"] = e.message
         problems.append(p.problem(("steps", search.index, "search", "sink"), e.message))
     return problems, [row]
+
+
+def _check_schema(raw: dict[str, Any], schema: Any) -> None:
+    """What the database can hold, checked without creating anything: an embedded database whose folder does
+    not exist yet is not opened (opening would create it); its class's rules need no connection."""
+    from connectors import open_sink
+    from connectors.registry import load_config, sink_class
+
+    location = raw.get("path") or raw.get("uri")
+    if isinstance(location, str) and "://" not in location and not Path(location).exists():
+        cls = sink_class(load_config(raw).type)
+        cls.check_schema(object.__new__(cls), schema)  # check_schema reads only the schema and class rules
+        return
+    sink = open_sink(raw)
+    try:
+        sink.check_schema(schema)
+    finally:
+        sink.close()
 
 
 def _schema(schema: dict[str, Any]) -> Any:

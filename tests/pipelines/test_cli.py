@@ -102,3 +102,20 @@ def test_plan_shows_what_a_run_would_do_and_query_answers(project, cli_env):
     assert 0 < answer["tokens"]["after"] <= 60 < answer["tokens"]["before"]
     table = sie("query", "search.yaml", "backups", "--max-tokens", "200", env=cli_env, cwd=project)
     assert "tokens:" in table.stdout and "(budget 200)" in table.stdout
+
+
+def test_plan_refuses_vectors_a_sink_cannot_hold_and_creates_nothing(tmp_path, cli_env):
+    write_corpus(tmp_path / "docs", {"a.md": "text"})
+    write_pipeline(tmp_path, """\
+        name: hybrid
+        source: {type: files, root: ./docs}
+        steps:
+          - encode: {model: tiny/splade, outputs: {dense: dense, sparse: lexical}}
+        sinks:
+          - {type: chroma, path: ./chroma, collection: docs}
+    """)
+    out = sie("plan", "pipeline.yaml", env=cli_env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error pipeline.yaml:6:5 sinks[0]: schema: Chroma stores one dense embedding per "
+                                 "collection; the schema asks for dense (dense, dim 64), lexical (sparse)")
+    assert not (tmp_path / "chroma").exists() and not (tmp_path / ".sie").exists()
