@@ -8,13 +8,10 @@ engine (created on first use, or the one given to `set_default_engine`); set mea
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Any, Protocol
 
 import numpy as np
-
-from sie.errors import SieError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -44,18 +41,10 @@ def default_engine() -> EncodeEngine:
 
 
 def remote_engine(url: str) -> EncodeEngine:
-    """`sie.client.Client(url)`; a clear error while this install has no HTTP client."""
-    try:
-        module = importlib.import_module("sie.client")
-    except ModuleNotFoundError as e:
-        if e.name != "sie.client":
-            raise
-        raise SieError(f"url: {url!r} asks for a remote engine, but this install of sie has no HTTP client "
-                       "(sie.client) yet; leave url unset to run the model in-process", field="url") from None
-    factory = getattr(module, "Client", None)
-    if factory is None:
-        raise SieError(f"url: sie.client has no Client class to reach {url!r}", field="url")
-    return factory(url)
+    """An HTTP client for a `sie serve` at `url` (same encode methods as the in-process engine)."""
+    from sie.client import SieClient
+
+    return SieClient(url)
 
 
 def engine_for(url: str | None) -> EncodeEngine:

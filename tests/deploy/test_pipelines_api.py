@@ -53,9 +53,6 @@ def test_the_api_serves_the_configmap_specs_against_the_workers(pipelines_api):
     assert r.json()["broken"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="`sie serve --pipelines DIR` keeps its run store in DIR/.sie/runs.sqlite and "
-                                       "does not read SIE_RUN_STORE (only `sie run` does); in the chart DIR is a "
-                                       "read-only ConfigMap mount and the store must be the cluster's Postgres")
 def test_the_api_keeps_runs_in_the_run_store_the_chart_names(pipelines_api):
     _, env, specs, _ = pipelines_api
     assert not (specs / ".sie").exists()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import chromadb
 import numpy as np
 import pytest
 from chromadb.utils.embedding_functions import config_to_embedding_function, known_embedding_functions
 
-from sie.errors import SieError
 from sie.integrations.chroma import SieEmbeddingFunction
 from sie.integrations.engine import DEFAULT_MODEL
 
@@ -72,10 +69,17 @@ def test_changing_the_model_of_a_collection_is_refused():
         SieEmbeddingFunction(MODEL, dims=0)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sie.client") is not None,
-                    reason="sie.client exists now: the remote path is tested with the client")
-def test_a_url_without_the_http_client_fails_clearly():
-    ef = SieEmbeddingFunction.build_from_config({"model": MODEL, "url": "http://sie:8080"})
-    with pytest.raises(SieError) as err:
-        ef(["hello"])
-    assert err.value.field == "url" and "sie.client" in err.value.message and "http://sie:8080" in err.value.message
+def test_a_url_config_embeds_through_a_live_server(tmp_path):
+    """`url` in the config: vectors come from a real `sie serve` and equal the in-process ones."""
+    from servers import Server
+
+    server = Server({"SIE_CPU_PRECISION": "fp32", "SIE_THREADS": "1", "SIE_TEST_LOG_DIR": str(tmp_path)},
+                    ("--preload", MODEL))
+    try:
+        remote = SieEmbeddingFunction.build_from_config({"model": MODEL, "url": server.url})
+        local = SieEmbeddingFunction(MODEL)
+        texts = ["a cat sleeps on the mat", "stocks fell on Monday"]
+        got, want = np.array(remote(texts)), np.array(local(texts))
+        assert got.shape == (2, 384) and np.abs(got - want).max() < 1e-3
+    finally:
+        server.stop()
