@@ -38,17 +38,34 @@ def models(json_out: bool = typer.Option(False, "--json", help="One JSON object 
         except SieError:
             available = False
         rows.append({"name": card.name, "architecture": card.architecture, "dims": card.dense_dims,
+                     "capabilities": _capabilities(card),
                      "pooling": card.pooling, "max_tokens": card.max_tokens, "source": card.source.describe(),
                      "available": available})
     if json_out:
         for r in rows:
             print(json.dumps(r))
         return
-    table = Table("model", "arch", "dims", "pooling", "max tokens", "weights")
+    table = Table("model", "arch", "capabilities", "max tokens", "weights")
     for r in rows:
-        table.add_row(r["name"], r["architecture"], str(r["dims"]), r["pooling"], str(r["max_tokens"]),
-                      "[green]local[/green]" if r["available"] else f"[dim]missing ({r['source']})[/dim]")
+        table.add_row(r["name"], r["architecture"], r["capabilities"], str(r["max_tokens"]),
+                      "[green]local[/green]" if r["available"] else "[dim]not local[/dim]")
     console.print(table)
+
+
+def _capabilities(card) -> str:
+    """'dense 384 + sparse', 'score cross-encoder', 'extract gliner'..."""
+    caps, parts = card.capabilities, []
+    if caps.encode:
+        for kind in ("dense", "sparse", "multivector"):
+            out = getattr(caps.encode, kind)
+            if out is not None:
+                dims = getattr(out, "dims", None)
+                parts.append(f"{kind} {dims}" if dims else kind)
+    if caps.score:
+        parts.append(f"score {caps.score.kind}")
+    if caps.extract:
+        parts.append(f"extract {caps.extract.kind}")
+    return " + ".join(parts)
 
 
 @app.command()

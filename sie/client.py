@@ -49,12 +49,14 @@ class SieClient:
     # -- the Engine protocol ----------------------------------------------------------------------
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
-                     **_: Any) -> list[EncodedItem]:
+                     output_types: list[str] | None = None, sparse_top_k: int | None = None,
+                     sparse_tokens: bool = False, **_: Any) -> list[EncodedItem]:
         params = {"is_query": is_query, "dims": dims, "dtype": dtype, "normalize": normalize,
-                  "instruction": instruction}
+                  "instruction": instruction, "output_types": output_types, "sparse_top_k": sparse_top_k,
+                  "sparse_tokens": sparse_tokens or None}
         chunks = await self._chunked(items, lambda part: self._post(
             f"/v1/encode/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model))
-        return [EncodedItem(dense=None if "dense" not in it else _array(it["dense"], dtype),
+        return [EncodedItem(dense=None if it.get("dense") is None else _array(it["dense"], dtype),
                             tokens=it["tokens"], truncated=it["truncated"], sparse=_sparse(it.get("sparse")),
                             multivector=None if it.get("multivector") is None else unpack_array(it["multivector"]),
                             timing=_timing(it.get("timing")))

@@ -112,6 +112,8 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
             loaded = LoadedModel(card, runner, tokenizer, device, "fp32", budget, 0.0)
             calibration = [loaded.pack(seqs, idx) for idx in loaded.batches(seqs)]
         precision = apply_cpu_precision(runner, mode, calibration)
+        if precision == "int8":  # compile the fused int8 kernels now, not inside the first request's batch
+            runner.forward(calibration[-1])
     seconds = time.perf_counter() - start
     log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
     return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds,

@@ -44,19 +44,20 @@ def error_response(request: Request | None, err: SieError) -> Response:
                     media_type="application/msgpack" if msgpack_out else "application/json")
 
 
-def field_path(loc: tuple) -> str:
+def field_path(loc: tuple, *, located: bool = False) -> str:
+    """'items[3].text' from a pydantic location; `located` drops FastAPI's leading body/query/path."""
     out = ""
-    for part in loc:
-        if part in ("body", "query", "path") and not out:
+    for i, part in enumerate(loc):
+        if located and i == 0 and part in ("body", "query", "path", "header"):
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "body"
 
 
-def invalid(errors: list[dict]) -> InvalidInput:
+def invalid(errors: list[dict], *, located: bool = False) -> InvalidInput:
     """pydantic errors → one 422 naming the first bad field, its problem and the value sent."""
     first = errors[0]
-    path = field_path(tuple(first["loc"]))
+    path = field_path(tuple(first["loc"]), located=located)
     reason = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
     value = first.get("input")
     shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {_short(value)})"
@@ -76,7 +77,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(request, invalid(list(exc.errors())))
+        return error_response(request, invalid(list(exc.errors()), located=True))
 
     @app.exception_handler(ValidationError)
     async def _pydantic(request: Request, exc: ValidationError) -> Response:

@@ -6,8 +6,7 @@ import time
 
 from fastapi import APIRouter, Path, Request
 
-from sie.errors import InvalidInput
-from sie.runtime.results import Timing
+from sie.runtime.results import EncodedItem, Timing
 from sie.server.errors import PayloadTooLarge
 from sie.server.http import name_model, parse, respond, unless_disconnected
 from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest
@@ -57,6 +56,21 @@ def timing(t: Timing | None) -> dict | None:
     return None if t is None else {"queue_ms": t.queue_ms, "tokenize_ms": t.tokenize_ms, "compute_ms": t.compute_ms}
 
 
+def encoded_item(item_id: str | None, r: EncodedItem) -> dict:
+    """One item of an encode answer: only the outputs that were computed."""
+    out: dict = {"id": item_id}
+    if r.dense is not None:
+        out["dense"] = r.dense
+    if r.sparse is not None:
+        out["sparse"] = {"indices": r.sparse.indices, "values": r.sparse.values}
+        if r.sparse.tokens is not None:
+            out["sparse"]["tokens"] = r.sparse.tokens
+    if r.multivector is not None:
+        out["multivector"] = r.multivector
+    out.update(tokens=r.tokens, truncated=r.truncated, timing=timing(r.timing))
+    return out
+
+
 def _texts(items: list[Item]) -> list[str]:
     return [i.text for i in items]
 
@@ -68,16 +82,13 @@ async def encode(request: Request, model: str = MODEL_PATH):
     texts = _texts(body.items)
     check_limits(request, texts)
     p = body.params
-    if p.output_types != ["dense"]:
-        raise InvalidInput(f"params.output_types: {p.output_types} needs sparse/multivector heads, which "
-                           f"'{model}' does not have", field="params.output_types")
     start = time.perf_counter()
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.encode(
         model, texts, is_query=p.is_query, dims=p.dims, dtype=p.dtype, normalize=p.normalize,
-        instruction=p.instruction, admission="reject"))
-    items = [{"id": it.id, "dense": r.dense, "tokens": r.tokens, "truncated": r.truncated,
-              "timing": timing(r.timing)} for it, r in zip(body.items, results)]
+        instruction=p.instruction, output_types=p.output_types, sparse_top_k=p.sparse_top_k,
+        sparse_tokens=p.sparse_tokens, admission="reject"))
+    items = [encoded_item(it.id, r) for it, r in zip(body.items, results)]
     return respond(request, {"model": engine.card(model).name, "items": items,
                              "usage": {"tokens": sum(r.tokens for r in results)},
                              "timing": {"total_ms": round((time.perf_counter() - start) * 1000, 3)}})

@@ -17,7 +17,10 @@ class Item(_Body):
 
 
 class EncodeParams(_Body):
-    output_types: list[Literal["dense", "sparse", "multivector"]] = Field(["dense"], min_length=1)
+    output_types: list[Literal["dense", "sparse", "multivector"]] | None = Field(
+        None, min_length=1, description="Outputs from one forward pass; default: the model's first.")
+    sparse_top_k: int | None = Field(None, gt=0, description="Keep the k largest sparse weights.")
+    sparse_tokens: bool = Field(False, description="Add the vocabulary string of each sparse entry.")
     is_query: bool = False
     instruction: str | None = None
     dims: int | None = Field(None, gt=0)

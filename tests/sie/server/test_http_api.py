@@ -205,3 +205,8 @@ def test_metrics_and_status_page(http):
     assert f'sie_requests_total{{code="200",model="{MINILM}",route="/v1/encode/{{model:path}}"}}' in text
     page = http.get("/")
     assert page.status_code == 200 and "tiny/a" in page.text and "<table>" in page.text
+
+
+def test_a_missing_body_field_named_query_is_named(http):
+    r = http.post(f"/v1/score/{MINILM}", json={"items": [{"text": "a"}]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query"
