@@ -72,10 +72,11 @@ def test_a_pool_can_turn_a_default_off(tmp_path):
 
 
 SECRETS = {"SIE_API_KEYS", "SIE_ADMIN_KEY"}
-# Not sie.config settings: SIE_RUN_STORE is read by `sie run` (pipelines/cli.py); SIE_ENGINE_URL and
+# Not sie.config settings: SIE_RUN_STORE and SIE_DLQ_DIR are read by the pipelines (pipelines/cli.py,
+# pipelines/spec.py); SIE_ENGINE_URL and
 # SIE_ENGINE_API_KEY are the chart's names for the ${VAR}s a pipeline spec's engine uses. Listed here so
 # that a typo in any other SIE_* name fails.
-PIPELINES_ENV = {"SIE_ENGINE_URL", "SIE_ENGINE_API_KEY", "SIE_RUN_STORE"}
+PIPELINES_ENV = {"SIE_ENGINE_URL", "SIE_ENGINE_API_KEY", "SIE_RUN_STORE", "SIE_DLQ_DIR"}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
