@@ -63,9 +63,11 @@ class DenseOutput(_Strict):
 
 class SparseOutput(_Strict):
     """Vocabulary-space weights. 'splade': the masked-LM head, log(1 + ReLU(logits)), max over tokens.
-    'token-weights' (bge-m3): ReLU(Linear(hidden → 1)) per token, max per token id."""
+    'token-weights' (bge-m3): ReLU(Linear(hidden → 1)) per token, max per token id.
+    'term-frequency': no model at all — 1 + ln(count) per distinct token of the model's tokenizer; with a
+    sink that applies IDF (Qdrant's `idf` modifier) this is BM25-style lexical search for hybrid queries."""
 
-    kind: Literal["splade", "token-weights"] = "splade"
+    kind: Literal["splade", "token-weights", "term-frequency"] = "splade"
     weights: str | None = Field(None, description="token-weights: file holding the Linear(hidden, 1).")
     skip_special_tokens: bool = Field(False, description="Drop the weights of special tokens ([CLS], [SEP], pad, unk).")
     top_k: int | None = Field(None, gt=0, description="Keep at most this many entries unless a request says otherwise.")

@@ -37,7 +37,7 @@ def required_heads(card: ModelCard) -> list[str]:
     """The HEADS kinds a card needs (what `load_heads` loads for it)."""
     enc, score, extract = card.capabilities.encode, card.capabilities.score, card.capabilities.extract
     kinds = []
-    if enc and enc.sparse:
+    if enc and enc.sparse and enc.sparse.kind != "term-frequency":  # counted from the tokenizer: no head
         kinds.append(enc.sparse.kind)
     if enc and enc.multivector:
         kinds.append("colbert")
@@ -100,7 +100,7 @@ def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokeniz
     if enc and enc.sparse:
         if enc.sparse.kind == "splade":
             heads.sparse = head_class("splade").load(folder, config, device=device, dtype=dtype)
-        else:
+        elif enc.sparse.kind == "token-weights":
             heads.sparse = head_class("token-weights").load(folder / enc.sparse.weights, device=device, dtype=dtype)
         specials = special_token_ids(tokenizer, config)
         if enc.sparse.kind == "token-weights":  # bge-m3 skips cls/eos/pad/unk, not <mask>

@@ -77,6 +77,15 @@ def idf_sparse(seqs: list[Tokenized], idf: dict[int, float], skip: set[int]) -> 
     return out
 
 
+def term_frequency_sparse(seqs: list[Tokenized], skip: set[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Lexical sparse vectors without a model: 1 + ln(count) per distinct token id (ids ascending)."""
+    out = []
+    for s in seqs:
+        ids, counts = np.unique(np.array([t for t in s.ids if t not in skip], dtype=np.int64), return_counts=True)
+        out.append((ids.astype(np.int32), (1.0 + np.log(counts)).astype(np.float32)))
+    return out
+
+
 def finish_sparse(indices: np.ndarray, values: np.ndarray, *, top_k: int | None, tokenizer: TextTokenizer | None
                   ) -> SparseVector:
     """Keep the top_k heaviest entries (ties: lower id first), ids ascending; add token strings when asked."""

