@@ -157,18 +157,22 @@ class ScoreCapability(_Strict):
 
 class ExtractCapability(_Strict):
     """'gliner': zero-shot spans for labels given at request time. 'token-classification': BIO/IOB2 tags
-    aggregated into spans. 'nli': zero-shot classification through an entailment cross-encoder."""
+    aggregated into spans. 'nli': zero-shot classification through an entailment cross-encoder.
+    'similarity': zero-shot classification with the model's own dense embeddings (cosine between the
+    text and each label's hypothesis) — cheaper and weaker than NLI, and needs no other model."""
 
-    kind: Literal["gliner", "token-classification", "nli"]
+    kind: Literal["gliner", "token-classification", "nli", "similarity"]
     threshold: float = Field(0.5, ge=0, le=1, description="Default minimum score of a returned entity/label.")
     labels: list[str] = Field(default_factory=list, description="Labels used when a request names none.")
-    hypothesis_template: str = Field("This example is {}.", description="nli: the hypothesis per label.")
+    hypothesis_template: str = Field("This example is {}.", description="nli, similarity: the hypothesis per label.")
+    temperature: float = Field(0.05, gt=0, description=(
+        "similarity: single-label scores are softmax(cosine / temperature) across the labels."))
     aggregation: Literal["simple", "first", "average", "max"] = Field(
         "simple", description="token-classification: how sub-word predictions become entities (as transformers).")
 
     @model_validator(mode="after")
     def _template_has_slot(self) -> ExtractCapability:
-        if self.kind == "nli" and "{}" not in self.hypothesis_template:
+        if self.kind in ("nli", "similarity") and "{}" not in self.hypothesis_template:
             raise ValueError("hypothesis_template must contain {} (where the label goes)")
         return self
 

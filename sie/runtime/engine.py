@@ -26,7 +26,7 @@ from sie.errors import InvalidInput, UnsupportedCapability
 from sie.metrics import Metrics
 from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
-from sie.runtime import encoding, extraction, scoring
+from sie.runtime import encoding, extraction, scoring, zero_shot
 from sie.runtime.allocator import keep_activation_memory
 from sie.runtime.batcher import Job, TokenBudgetBatcher
 from sie.runtime.compute import EncodeMeta
@@ -191,6 +191,8 @@ class Engine:
         texts = validate_texts(items)
         chosen = extraction.request_labels(spec, labels)
         minimum = extraction.request_threshold(spec, threshold)
+        if spec.kind == "similarity":
+            return await self._classify_by_similarity(card, spec, texts, chosen, minimum, multi_label, admission)
         async with await self.pool.acquire(card.name) as loaded:
             plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen))
             job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas,
@@ -198,6 +200,19 @@ class Engine:
             timings = [_timing(job, i, tokenize_s) for i in range(len(plan.seqs))]
             return extraction.finish(loaded, plan, texts, job.results, threshold=minimum, flat=flat,
                                      multi_label=multi_label, timings=timings)
+
+    async def _classify_by_similarity(self, card: ModelCard, spec, texts: list[str], labels: list[str],
+                                      threshold: float, multi_label: bool, admission: Admission) -> list[ExtractedItem]:
+        """Zero-shot classes from the model's own embeddings: texts as documents, hypotheses as queries."""
+        items, hyps = await asyncio.gather(
+            self.encode(card.name, texts, admission=admission, output_types=["dense"]),
+            self.encode(card.name, zero_shot.hypotheses(labels, spec.hypothesis_template), admission=admission,
+                        output_types=["dense"]))
+        classes = zero_shot.classify_by_similarity(
+            np.stack([i.dense for i in items]), np.stack([h.dense for h in hyps]), labels, multi_label=multi_label,
+            temperature=spec.temperature, threshold=threshold)
+        return [ExtractedItem(classifications=c, tokens=i.tokens, truncated=i.truncated, timing=i.timing)
+                for c, i in zip(classes, items)]
 
     def score_sync(self, model: str, query: str, items: list[str], **options) -> list[ScoredItem]:
         return self._sync.run(self.score(model, query, items, **options))

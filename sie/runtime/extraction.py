@@ -45,7 +45,7 @@ def request_labels(spec: ExtractCapability, labels: object) -> list[str]:
         chosen = list(dict.fromkeys(labels))
     if len(chosen) > MAX_LABELS:
         raise InvalidInput(f"labels: {len(chosen)} labels exceeds the limit of {MAX_LABELS}", field="labels")
-    if not chosen and spec.kind in ("gliner", "nli"):
+    if not chosen and spec.kind in ("gliner", "nli", "similarity"):
         raise InvalidInput(f"labels: a {spec.kind} model extracts the labels you name; send at least one",
                            field="labels")
     return chosen

@@ -1,8 +1,12 @@
-"""Zero-shot classification through an NLI cross-encoder, as transformers' zero-shot pipeline does it.
+"""Zero-shot classification: through an NLI cross-encoder, as transformers' zero-shot pipeline does it,
+or with an embedder's own vectors (`similarity`).
 
-Each (text, hypothesis(label)) pair is one premise/hypothesis sequence (the text is what truncation
+NLI: each (text, hypothesis(label)) pair is one premise/hypothesis sequence (the text is what truncation
 cuts). Single-label: softmax of the entailment logits across the labels. Multi-label (or one label):
 per label, softmax over (contradiction, entailment) and keep the entailment probability.
+Similarity: cosine between the text's and each hypothesis's embedding. Single-label: softmax of
+cosine / temperature across the labels (as CLIP-style zero-shot does). Multi-label: the cosine itself,
+floored at 0.
 """
 
 from __future__ import annotations
@@ -40,3 +44,22 @@ def classify(logits: np.ndarray, labels: list[str], entail: int, *, multi_label:
         scores = e / e.sum()
     order = sorted(range(len(labels)), key=lambda i: (-scores[i], i))
     return [Classification(labels[i], float(scores[i])) for i in order if scores[i] >= threshold]
+
+
+def classify_by_similarity(texts: np.ndarray, labels_vecs: np.ndarray, labels: list[str], *, multi_label: bool,
+                           temperature: float, threshold: float = 0.0) -> list[list[Classification]]:
+    """texts: [n, d], labels_vecs: [k, d] (any scale) → per text, classifications sorted best first."""
+    t = texts / np.linalg.norm(texts, axis=1, keepdims=True).clip(1e-12)
+    lv = labels_vecs / np.linalg.norm(labels_vecs, axis=1, keepdims=True).clip(1e-12)
+    cos = (t @ lv.T).astype(np.float64)
+    if multi_label or len(labels) == 1:
+        scores = cos.clip(0.0, 1.0)
+    else:
+        x = cos / temperature
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        scores = e / e.sum(axis=1, keepdims=True)
+    out = []
+    for row in scores:
+        order = sorted(range(len(labels)), key=lambda i: (-row[i], i))
+        out.append([Classification(labels[i], float(row[i])) for i in order if row[i] >= threshold])
+    return out

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import paragraphs, write_corpus, write_pipeline
+from pipeline_helpers import paragraphs, write_corpus, write_pipeline
 from servers import SIE
 
 INGEST = """\

@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import chunk_ids, open_sink_of, paragraphs, write_corpus, write_pipeline
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pipeline_helpers import chunk_ids, open_sink_of, paragraphs, write_corpus, write_pipeline
 from servers import SIE
 
 PIPELINE = """\

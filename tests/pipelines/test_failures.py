@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
+from pipeline_helpers import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
 from servers import ChromaProcess, chroma_cli
 
 pytestmark = pytest.mark.skipif(chroma_cli() is None, reason="the chroma CLI (pip package chromadb) is missing")

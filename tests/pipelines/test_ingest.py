@@ -8,7 +8,7 @@ import textwrap
 import uuid
 
 import pytest
-from conftest import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
+from pipeline_helpers import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
 
 PIPELINE = """\
     name: docs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import ingest, write_pipeline
+from pipeline_helpers import ingest, write_pipeline
 from servers import SIE
 
 

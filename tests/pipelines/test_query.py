@@ -8,7 +8,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import ingest, write_pipeline
+from pipeline_helpers import ingest, write_pipeline
 from tokenizers import Tokenizer
 
 from connectors.filters import parse_where

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import write_corpus, write_pipeline
+from pipeline_helpers import write_corpus, write_pipeline
 
 KEY = {"authorization": "Bearer pipes-key"}
 

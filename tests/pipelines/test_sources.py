@@ -11,7 +11,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ingest, write_corpus, write_pipeline
+from pipeline_helpers import ingest, write_corpus, write_pipeline
 
 from pipelines.errors import SourceError
 from pipelines.sources import FileSource, Shard, posted_documents

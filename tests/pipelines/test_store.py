@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import chunk_ids, paragraphs, write_corpus, write_pipeline
+from pipeline_helpers import chunk_ids, paragraphs, write_corpus, write_pipeline
 from servers import SIE, free_port
 
 from pipelines.errors import PipelineError, RunNotFound

@@ -94,7 +94,7 @@ capabilities:
     ("  score: {kind: yes-no, template: {body: 'no slots'}}", "capabilities.score.template",
      "body must contain {query}"),
     ("  extract: {kind: regex}", "capabilities.extract.kind",
-     "Input should be 'gliner', 'token-classification' or 'nli'"),
+     "Input should be 'gliner', 'token-classification', 'nli' or 'similarity'"),
     ("  encode: {}", "capabilities.encode", "encode needs at least one of dense, sparse, multivector"),
     ("  {}", "capabilities", "a card needs at least one of encode, score, extract"),
 ])

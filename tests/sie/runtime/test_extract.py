@@ -107,3 +107,31 @@ def test_nli_card_on_a_model_without_entailment_fails_to_load(make_engine, tiny_
     engine = make_engine(z=card_yaml("t/nli", folder, "bert", "extract: {kind: nli}"))
     with pytest.raises(ModelLoadFailed, match="needs an 'entailment' label"):
         engine.extract_sync("t/nli", ["x"], labels=["a"])
+
+
+def test_similarity_zero_shot_classes_on_the_bundled_model():
+    """kind 'similarity': softmax(cosine / T) of the text against each label's hypothesis, and plain cosine
+    for multi-label; the bundled MiniLM gets the obvious topics right."""
+    import numpy as np
+
+    from sie import Engine
+    from sie.config import Settings
+
+    texts = ["The striker scored twice in the final minutes.", "Quarterly revenue grew 12 percent."]
+    labels = ["sports", "finance", "cooking"]
+    e = Engine(Settings(device="cpu", cpu_precision="fp32"))
+    try:
+        got = e.extract_sync("all-MiniLM-L6-v2", texts, labels=labels)
+        multi = e.extract_sync("all-MiniLM-L6-v2", texts, labels=labels, multi_label=True, threshold=0.2)
+        t = np.stack([i.dense for i in e.encode_sync("all-MiniLM-L6-v2", texts)])
+        h = np.stack([i.dense for i in e.encode_sync("all-MiniLM-L6-v2", [f"This text is about {x}." for x in labels])])
+    finally:
+        e.close()
+    cos = t @ h.T
+    probs = np.exp(cos / 0.05) / np.exp(cos / 0.05).sum(1, keepdims=True)
+    assert [r.classifications[0].label for r in got] == ["sports", "finance"]
+    for r, row in zip(got, probs):
+        assert {c.label: c.score for c in r.classifications} == pytest.approx(dict(zip(labels, row)), abs=1e-5)
+    for r, row in zip(multi, cos):
+        assert {c.label: c.score for c in r.classifications} == pytest.approx(
+            {lab: v for lab, v in zip(labels, row) if v >= 0.2}, abs=1e-5)

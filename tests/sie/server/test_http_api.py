@@ -8,11 +8,11 @@ import concurrent.futures
 import msgpack
 import numpy as np
 import pytest
-from conftest import TINY
 
 from sie.codec import unpack_array
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+TINY = ("tiny/a", "tiny/b", "tiny/c")  # the tiny catalog of conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +91,25 @@ def test_openai_dimensions_on_a_non_matryoshka_model_is_a_clear_400(http):
     assert "Matryoshka" in r.json()["error"]["message"]
 
 
-def test_score_and_rerank_on_an_embedder_answer_400(http):
-    r = http.post("/v1/rerank", json={"model": MINILM, "query": "q", "documents": ["a", {"text": "b"}]})
+def test_score_and_extract_on_a_model_without_those_heads_answer_400(http):
+    r = http.post("/v1/rerank", json={"model": "tiny/a", "query": "q", "documents": ["a", {"text": "b"}]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_capability"
-    r = http.post(f"/v1/score/{MINILM}", json={"query": {"text": "q"}, "items": [{"text": "a"}]})
+    r = http.post("/v1/score/tiny/a", json={"query": {"text": "q"}, "items": [{"text": "a"}]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_capability"
-    r = http.post(f"/v1/extract/{MINILM}", json={"items": [{"text": "a"}], "params": {"labels": ["person"]}})
+    r = http.post("/v1/extract/tiny/a", json={"items": [{"text": "a"}], "params": {"labels": ["person"]}})
     assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_capability"
+
+
+def test_rerank_with_the_bundled_bi_encoder(http):
+    docs = ["The match ended in a draw.", "Knead the dough, let it rise, then bake the bread.",
+            {"text": "Stocks fell."}]
+    r = http.post("/v1/rerank", json={"model": MINILM, "query": "how do I bake bread", "documents": docs,
+                                      "top_n": 2, "return_documents": True})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == [1, results[1]["index"]] and len(results) == 2
+    assert results[0]["document"]["text"].startswith("Knead")
+    assert results[0]["relevance_score"] > results[1]["relevance_score"]
 
 
 @pytest.mark.parametrize("body, status, code, field", [
