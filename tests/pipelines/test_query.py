@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from pipeline_helpers import ingest, write_pipeline
@@ -176,3 +177,42 @@ def test_bad_queries_are_refused_with_the_field(collection, engine):
     assert len(ask(collection, engine, "", limit=3)["results"]) == 3
     only = ask(collection, engine, "", where={"author": "Bob"})["results"]
     assert {r["metadata"]["author"] for r in only} == {"Bob"} and len(only) == 2
+
+
+def test_extract_filters_from_a_lexicon_need_no_model(collection, engine):
+    with_lexicon = write_pipeline(collection, """\
+        name: kb-lexicon
+        kind: query
+        steps:
+          - extract_filters: {lexicon: {author: [Bob, Cy, Zed]}, fields: {author: author}}
+          - encode: {model: tiny/embed}
+          - search: {sink: {type: lancedb, uri: ./lance, collection: kb}, limit: 20}
+    """, "lexicon.yaml")
+    runner = QueryRunner(load_pipeline(with_lexicon), engine)
+    try:
+        found = asyncio.run(runner.query("what did bob write? (not Bobby)"))
+        nothing = asyncio.run(runner.query("anything by Bobby?"))
+    finally:
+        runner.close()
+    assert found["entities"] == {"author": ["Bob"]} and found["where"] == {"author": {"$in": ["Bob"]}}
+    assert sorted(r["metadata"]["author"] for r in found["results"]) == ["Bob", "Bob"]
+    assert nothing["where"] is None and len(nothing["results"]) == len(DOCS)
+
+
+@pytest.mark.parametrize("step, message", [
+    ("{model: tiny/ner, labels: [PER], lexicon: {PER: [Ada]}}", "either model (with labels) or lexicon"),
+    ("{labels: [PER]}", "either model (with labels) or lexicon"),
+    ("{lexicon: {PER: []}}", "lexicon.PER: expected a non-empty list"),
+    ("{model: tiny/ner}", "a model needs labels"),
+])
+def test_extract_filters_needs_a_model_or_a_lexicon(collection, step, message):
+    path = write_pipeline(collection, f"""\
+        name: kb-bad
+        kind: query
+        steps:
+          - extract_filters: {step}
+          - encode: {{model: tiny/embed}}
+          - search: {{sink: {{type: lancedb, uri: ./lance, collection: kb}}, limit: 20}}
+    """, "bad.yaml")
+    with pytest.raises(PipelineError, match=re.escape(message)):
+        load_pipeline(path)
