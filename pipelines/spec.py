@@ -371,6 +371,9 @@ class _Validator:
                 self.fail((*path, name), message, key=True)
                 continue
             cls = step_class(kind, name)
+            if isinstance(config, Mapping):  # ${VAR} in step settings (a model per environment); a nested
+                # sink keeps its references: the connectors resolve those, secrets included
+                config = {k: v if k == "sink" else self.resolve(v, (*path, name, k)) for k, v in config.items()}
             validated = self.model(cls.config_class, config, (*path, name))
             if validated is not None:
                 out.append(StepSpec(name, validated, i))

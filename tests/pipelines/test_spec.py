@@ -159,3 +159,19 @@ def test_dead_letters_follow_sie_dlq_dir_unless_the_file_names_a_path(tmp_path):
     in_dir = parse_pipeline(without, "h.yaml", tmp_path, env={**ENV, "SIE_DLQ_DIR": "/var/lib/sie/dlq"})
     assert in_dir.dlq == Path("/var/lib/sie/dlq/handbook.jsonl")
     assert parse_pipeline(text, "h.yaml", tmp_path, env={**ENV, "SIE_DLQ_DIR": "/x"}).dlq == tmp_path / "failed.jsonl"
+
+
+def test_env_references_in_step_settings_are_resolved(tmp_path):
+    path = tmp_path / "q.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: per-env
+        kind: query
+        steps:
+          - encode: {model: "${EMBEDDER}"}
+          - search: {sink: {type: lancedb, uri: ./lance, collection: kb}, limit: 5}
+          - rerank: {model: "${RERANKER}", top_k: 2}
+    """))
+    p = load_pipeline(path, env={"EMBEDDER": "all-MiniLM-L6-v2", "RERANKER": "tiny/ce"}, strict_env=True)
+    assert [s.config.model for s in p.steps if s.name in ("encode", "rerank")] == ["all-MiniLM-L6-v2", "tiny/ce"]
+    with pytest.raises(SpecError, match=r"q.yaml:6:\d+ steps\[2\].rerank.model: references \$\{RERANKER\}"):
+        load_pipeline(path, env={"EMBEDDER": "all-MiniLM-L6-v2"}, strict_env=True)
