@@ -5,10 +5,12 @@ PY      := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup tools demo test lint bench clean
+
+setup: $(STAMP)
 
 # tests/deploy run real tools (helm, prometheus, promtool, hadolint, terraform, checkov): one idempotent installer.
-setup: $(STAMP)
+tools: setup
 	bash deploy/tools/install.sh $(VENV)
 
 $(STAMP): pyproject.toml
@@ -18,10 +20,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The handbook → chunks → MiniLM vectors → LanceDB, then a question answered within 200 tokens.
 demo: setup
-	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/sie run examples/ingest-docs-lancedb/pipeline.yaml
+	HF_HUB_OFFLINE=1 $(VENV)/bin/sie query examples/ingest-docs-lancedb/query.yaml "How many vacation days can I carry over?"
 
-test: setup
+test: setup tools
 	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
