@@ -243,9 +243,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sie-bench-serve-"))
     write_extra_cards(work)
 
-    servers = {"sie": start_sie(work, "sie", args.threads),
-               "sie_fp32": start_sie(work, "sie_fp32", args.threads, SIE_CPU_PRECISION="fp32"),
-               "sie_unbatched": start_sie(work, "sie_unbatched", args.threads, SIE_BATCHING="0")}
+    # Closed-loop throughput: the queue-wait bound would turn part of the offered load into 429s (which
+    # cost nothing and would flatter nobody); phase 5 measures admission control on a default server.
+    q = {"SIE_MAX_QUEUE_WAIT": "600"}
+    servers = {"sie": start_sie(work, "sie", args.threads, **q),
+               "sie_fp32": start_sie(work, "sie_fp32", args.threads, SIE_CPU_PRECISION="fp32", **q),
+               "sie_unbatched": start_sie(work, "sie_unbatched", args.threads, SIE_BATCHING="0", **q)}
     if args.infinity:
         servers["infinity"] = start_infinity(work, args.infinity, args.threads)
     results: dict[str, list[float]] = {k: [] for k in servers}
@@ -272,14 +275,14 @@ def main() -> None:
             o["texts_per_s"] for o in one)
         print(json.dumps({"phase": "three_models", "ratio": three_ratio}), flush=True)
     finally:
-        for name in ("sie_fp32", "sie_unbatched", "infinity"):
-            if name in servers:
-                servers[name].stop()
+        for srv in servers.values():
+            srv.stop()
 
     swap = swap_vs_cold(work, args.threads)
     print(json.dumps({"phase": "swap", **swap}), flush=True)
 
-    sat_server = servers["sie"]
+    sat_server = start_sie(work, "saturation", args.threads)  # default settings: SIE_MAX_QUEUE_WAIT=2
+    asyncio.run(closed_loop(sat_server.url, texts, 3, args.clients, [MODEL], 0))  # learns its throughput
     offered_rps = 10 * tput["sie"] / 8  # requests of 8 texts: ten times what the server sustained
     rss_before = sat_server.rss_mib()
     saturation = asyncio.run(open_loop(sat_server.url, texts, args.seconds, offered_rps, 7))
