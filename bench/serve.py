@@ -184,28 +184,25 @@ def metric_sum(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def latency_overhead(url: str, threads: int, n: int = 200) -> dict:
+def latency_overhead(url: str, threads: int, n: int = 300) -> dict:
+    """One short text at a time, in-process and over HTTP alternately (so drift hits both alike)."""
     from sie import Engine
     from sie.config import Settings
 
     text = "a short query about vector databases"
     engine = Engine(Settings(device="cpu", threads=threads))
-    for _ in range(20):
-        engine.encode_sync(MODEL, [text])
-    local = []
-    for _ in range(n):
-        t = time.perf_counter()
-        engine.encode_sync(MODEL, [text])
-        local.append(time.perf_counter() - t)
-    engine.close()
-    remote = []
+    local, remote = [], []
     with httpx.Client(base_url=url, timeout=30) as http:
-        for _ in range(20):
-            http.post(f"/v1/encode/{MODEL}", json={"items": [{"text": text}]})
-        for _ in range(n):
+        for i in range(n + 20):
             t = time.perf_counter()
+            engine.encode_sync(MODEL, [text])
+            t1 = time.perf_counter()
             http.post(f"/v1/encode/{MODEL}", json={"items": [{"text": text}]})
-            remote.append(time.perf_counter() - t)
+            t2 = time.perf_counter()
+            if i >= 20:  # warm-up
+                local.append(t1 - t)
+                remote.append(t2 - t1)
+    engine.close()
     p50_local, p50_remote = statistics.median(local), statistics.median(remote)
     return {"p50_in_process_ms": round(1000 * p50_local, 2), "p50_http_ms": round(1000 * p50_remote, 2),
             "p50_overhead_ms": round(1000 * (p50_remote - p50_local), 2)}
@@ -284,11 +281,15 @@ def main() -> None:
     sat_server = start_sie(work, "saturation", args.threads)  # default settings: SIE_MAX_QUEUE_WAIT=2
     asyncio.run(closed_loop(sat_server.url, texts, 3, args.clients, [MODEL], 0))  # learns its throughput
     offered_rps = 10 * tput["sie"] / 8  # requests of 8 texts: ten times what the server sustained
-    rss_before = sat_server.rss_mib()
-    saturation = asyncio.run(open_loop(sat_server.url, texts, args.seconds, offered_rps, 7))
-    rss_after = sat_server.rss_mib()
-    saturation.update({"offered_rps": round(offered_rps, 1), "rss_mib_before": round(rss_before),
-                       "rss_mib_after": round(rss_after)})
+    # Two halves at 10x: the first warms allocator pools and queues up; the second shows whether memory grows.
+    rss_start = sat_server.rss_mib()
+    first = asyncio.run(open_loop(sat_server.url, texts, args.seconds / 2, offered_rps, 7))
+    rss_mid = sat_server.rss_mib()
+    saturation = asyncio.run(open_loop(sat_server.url, texts, args.seconds / 2, offered_rps, 8))
+    rss_end = sat_server.rss_mib()
+    saturation.update({"offered_rps": round(offered_rps, 1), "first_half_p99_ms": first["p99_ms"],
+                       "rss_mib_start": round(rss_start), "rss_mib_after_first_half": round(rss_mid),
+                       "rss_mib_end": round(rss_end)})
     print(json.dumps({"phase": "saturation", **saturation}), flush=True)
     sat_server.stop()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig
 
 from sie.errors import ModelLoadFailed
 from sie.models.activations import activation
@@ -19,7 +18,7 @@ from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
 from sie.models.precision import LinearSlot
 from sie.models.runner import PackedBatch
-from sie.models.weights import load_safetensors, strip_prefix
+from sie.models.weights import build_runner, strip_prefix
 
 MODEL_TYPES = {"bert": 0, "roberta": 1, "xlm-roberta": 1, "camembert": 1}  # value: positions start after pad
 
@@ -88,11 +87,7 @@ class BertRunner:
 
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> BertRunner:
-        config = AutoConfig.from_pretrained(path)
-        try:
-            return cls(config, load_safetensors(path), device=device, dtype=dtype)
-        except KeyError as e:
-            raise ModelLoadFailed(f"{path}: checkpoint is missing tensor {e}") from None
+        return build_runner(cls, path, device=device, dtype=dtype)
 
     def linear_slots(self) -> list[LinearSlot]:
         return [LinearSlot(layer, name, role) for layer in self.layers

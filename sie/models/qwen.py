@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig
 
 from sie.errors import ModelLoadFailed
 from sie.models.activations import activation
@@ -22,7 +21,7 @@ from sie.models.norms import rms_norm
 from sie.models.precision import LinearSlot
 from sie.models.rotary import Rotary, inverse_frequencies
 from sie.models.runner import PackedBatch
-from sie.models.weights import load_safetensors, strip_prefix
+from sie.models.weights import build_runner, strip_prefix
 
 MODEL_TYPES = ("qwen2", "qwen3")
 
@@ -85,11 +84,7 @@ class QwenRunner:
 
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> QwenRunner:
-        config = AutoConfig.from_pretrained(path)
-        try:
-            return cls(config, load_safetensors(path), device=device, dtype=dtype)
-        except KeyError as e:
-            raise ModelLoadFailed(f"{path}: checkpoint is missing tensor {e}") from None
+        return build_runner(cls, path, device=device, dtype=dtype)
 
     def linear_slots(self) -> list[LinearSlot]:
         return [LinearSlot(layer, name, role) for layer in self.layers

@@ -93,3 +93,14 @@ def read_named(folder: Path, names: list[str], *, required: bool = True) -> dict
         elif required:
             raise ModelLoadFailed(f"{folder}: checkpoint has no tensor '{n}' (needed by the card's head)")
     return out
+
+
+def build_runner(cls, path: Path, *, device: torch.device, dtype: torch.dtype):
+    """`cls(config, tensors, device=, dtype=)` from a weights folder; a missing tensor names itself."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    try:
+        return cls(config, load_safetensors(path), device=device, dtype=dtype)
+    except KeyError as e:
+        raise ModelLoadFailed(f"{path}: checkpoint is missing tensor {e}") from None

@@ -87,6 +87,11 @@ Loader = Callable[[ModelCard], LoadedModel]
 Estimator = Callable[[ModelCard], int]
 
 
+def _still_loading(slot: _Slot, waited: float) -> ModelLoading:
+    return ModelLoading(f"model: '{slot.card.name}' is still loading after {waited:.0f}s; retry shortly",
+                        field="model", retry_after=max(1.0, waited / 4))
+
+
 class LruModelPool:
     def __init__(self, catalog: Catalog, device: torch.device, *, loader: Loader, estimator: Estimator,
                  memory_budget: int, host_budget: int = 0, pinned: tuple[str, ...] = (),
@@ -117,8 +122,7 @@ class LruModelPool:
             model = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(ready)), wait)
         except TimeoutError:
             self._end(slot)
-            raise ModelLoading(f"model: '{slot.card.name}' is still loading after {wait:.0f}s; retry shortly",
-                               field="model", retry_after=max(1.0, wait / 4)) from None
+            raise _still_loading(slot, wait) from None
         except BaseException:
             self._end(slot)
             raise
@@ -131,8 +135,7 @@ class LruModelPool:
             model = ready.result(wait)
         except concurrent.futures.TimeoutError:
             self._end(slot)
-            raise ModelLoading(f"model: '{slot.card.name}' is still loading after {wait:.0f}s; retry shortly",
-                               field="model", retry_after=max(1.0, wait / 4)) from None
+            raise _still_loading(slot, wait) from None
         except BaseException:
             self._end(slot)
             raise

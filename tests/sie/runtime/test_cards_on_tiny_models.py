@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from sie import Engine
-from sie.config import Settings
 from sie.errors import ModelLoadFailed, WeightsNotFound
 
 
@@ -28,30 +26,12 @@ def card(name: str, folder, *, arch: str = "bert", dims: int = 64, pooling: str 
     """)
 
 
-@pytest.fixture()
-def engine_with(tmp_path):
-    engines = []
-
-    def make(**cards: str) -> Engine:
-        d = tmp_path / f"cards{len(engines)}"
-        d.mkdir()
-        for fname, text in cards.items():
-            (d / f"{fname}.yaml").write_text(text)
-        e = Engine(Settings(device="cpu", catalog_dirs=[str(d)]))
-        engines.append(e)
-        return e
-
-    yield make
-    for e in engines:
-        e.close()
-
-
 def vec(engine, model, texts, **kw):
     return np.stack([r.dense for r in engine.encode_sync(model, texts, **kw)])
 
 
-def test_prompts_prefix_queries_and_documents(engine_with, tiny_models):
-    e = engine_with(t=card("t/tiny", tiny_models("bert")))
+def test_prompts_prefix_queries_and_documents(make_engine, tiny_models):
+    e = make_engine(t=card("t/tiny", tiny_models("bert")))
     q = vec(e, "t/tiny", ["what is sie"], is_query=True)
     d = vec(e, "t/tiny", ["what is sie"])
     assert np.allclose(q, vec(e, "t/tiny", ["what is sie"], instruction="query: "), atol=1e-6)
@@ -59,8 +39,8 @@ def test_prompts_prefix_queries_and_documents(engine_with, tiny_models):
     assert not np.allclose(q, d, atol=1e-3)
 
 
-def test_matryoshka_truncates_then_renormalizes(engine_with, tiny_models):
-    e = engine_with(t=card("t/mrl", tiny_models("bert"), extra=", matryoshka: [16, 32]"))
+def test_matryoshka_truncates_then_renormalizes(make_engine, tiny_models):
+    e = make_engine(t=card("t/mrl", tiny_models("bert"), extra=", matryoshka: [16, 32]"))
     full = vec(e, "t/mrl", ["alpha beta", "gamma"], normalize=False)
     cut = vec(e, "t/mrl", ["alpha beta", "gamma"], dims=32)
     expect = full[:, :32] / np.linalg.norm(full[:, :32], axis=1, keepdims=True)
@@ -69,14 +49,14 @@ def test_matryoshka_truncates_then_renormalizes(engine_with, tiny_models):
         vec(e, "t/mrl", ["x"], dims=24)
 
 
-def test_fallback_runner_matches_own_runner(engine_with, tiny_models):
+def test_fallback_runner_matches_own_runner(make_engine, tiny_models):
     folder = tiny_models("bert")
-    e = engine_with(own=card("t/own", folder, pooling="cls"), auto=card("t/auto", folder, arch="auto", pooling="cls"))
+    e = make_engine(own=card("t/own", folder, pooling="cls"), auto=card("t/auto", folder, arch="auto", pooling="cls"))
     texts = ["a", "a much longer sentence with many words in it", "mid length text"]
     assert np.abs(vec(e, "t/own", texts) - vec(e, "t/auto", texts)).max() < 1e-5
 
 
-def test_fallback_runner_serves_mpnet(engine_with, tiny_models, tmp_path, minilm_path):
+def test_fallback_runner_serves_mpnet(make_engine, tiny_models, tmp_path, minilm_path):
     from transformers import MPNetConfig, MPNetModel
 
     torch.manual_seed(0)
@@ -87,7 +67,7 @@ def test_fallback_runner_serves_mpnet(engine_with, tiny_models, tmp_path, minilm
     model.save_pretrained(folder, safe_serialization=True)
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
         shutil.copy(minilm_path / f, folder / f)
-    e = engine_with(m=card("t/mpnet", folder, arch="auto"))
+    e = make_engine(m=card("t/mpnet", folder, arch="auto"))
     texts = ["short", "a somewhat longer input sentence"]
     ours = vec(e, "t/mpnet", texts, instruction="")
     tok = e.model("t/mpnet").tokenizer
@@ -97,44 +77,44 @@ def test_fallback_runner_serves_mpnet(engine_with, tiny_models, tmp_path, minilm
         assert np.abs(ours[i] - (ref / ref.norm()).numpy()).max() < 1e-5
 
 
-def test_missing_weights_say_where_they_looked(engine_with, tmp_path):
-    e = engine_with(m=card("t/missing", tmp_path / "nowhere"))
+def test_missing_weights_say_where_they_looked(make_engine, tmp_path):
+    e = make_engine(m=card("t/missing", tmp_path / "nowhere"))
     with pytest.raises(WeightsNotFound, match=r"source.path: no config.json in .*nowhere"):
         e.encode_sync("t/missing", ["x"])
     assert e.encode_sync("all-MiniLM-L6-v2", ["other models keep working"])[0].tokens > 0
 
 
-def test_missing_package_and_hf_cache(engine_with, tmp_path, monkeypatch):
+def test_missing_package_and_hf_cache(make_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     pkg = card("t/pkg", "x").replace('source: {path: "x"}', "source: {package: no_such_pkg_sie}")
     hf = card("t/hf", "x").replace('source: {path: "x"}', "source: {hf: acme/absent-model}")
-    e = engine_with(p=pkg, h=hf)
+    e = make_engine(p=pkg, h=hf)
     with pytest.raises(WeightsNotFound, match=r"Python package 'no_such_pkg_sie' is not installed"):
         e.encode_sync("t/pkg", ["x"])
     with pytest.raises(WeightsNotFound, match=r"not in the local Hugging Face cache \(looked in .*acme--absent"):
         e.encode_sync("t/hf", ["x"])
 
 
-def test_pickle_only_checkpoint_is_refused(engine_with, tiny_models, tmp_path):
+def test_pickle_only_checkpoint_is_refused(make_engine, tiny_models, tmp_path):
     folder = tmp_path / "pickled"
     shutil.copytree(tiny_models("bert"), folder)
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
-    e = engine_with(p=card("t/pickled", folder))
+    e = make_engine(p=card("t/pickled", folder))
     with pytest.raises(ModelLoadFailed, match=r"found pytorch_model.bin: sie loads safetensors only"):
         e.encode_sync("t/pickled", ["x"])
 
 
-def test_corrupt_weights_fail_that_model_only(engine_with, tiny_models, tmp_path):
+def test_corrupt_weights_fail_that_model_only(make_engine, tiny_models, tmp_path):
     folder = tmp_path / "corrupt"
     shutil.copytree(tiny_models("bert"), folder)
     (folder / "model.safetensors").write_bytes(b"\x00" * 100)
-    e = engine_with(c=card("t/corrupt", folder))
+    e = make_engine(c=card("t/corrupt", folder))
     with pytest.raises(ModelLoadFailed, match=r"t/corrupt: loading .* failed"):
         e.encode_sync("t/corrupt", ["x"])
     assert e.encode_sync("all-MiniLM-L6-v2", ["fine"])[0].dense.shape == (384,)
 
 
-def test_max_tokens_beyond_positions_is_a_load_error(engine_with, tiny_models):
-    e = engine_with(b=card("t/big", tiny_models("bert")).replace("max_tokens: 64", "max_tokens: 512"))
+def test_max_tokens_beyond_positions_is_a_load_error(make_engine, tiny_models):
+    e = make_engine(b=card("t/big", tiny_models("bert")).replace("max_tokens: 64", "max_tokens: 512"))
     with pytest.raises(ModelLoadFailed, match=r"max_tokens 512 exceeds the model's 80 positions"):
         e.encode_sync("t/big", ["x"])
