@@ -39,7 +39,7 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
     app.state.preload_error = None
     errors.install(app)
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: a sync dependency costs a threadpool hop
         request.app.state.keys.check(request)
         if request.app.state.draining:
             raise errors.Draining("server: draining after SIGTERM; send new work to another replica",
