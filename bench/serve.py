@@ -12,8 +12,8 @@ Phases:
  2. One short request at a time: p50 HTTP latency minus p50 in-process compute (same engine code).
  3. Three resident models (three cards, same weights) with interleaved traffic vs one model alone.
  4. Host-tier swap-in vs cold load (sie_model_swap_in_seconds vs sie_model_load_seconds).
- 5. Saturation: open-loop arrivals at 10x measured capacity: p99 of admitted requests, share of 429s,
-    server RSS before and after.
+ 5. Saturation: open-loop arrivals at 10x measured capacity in eight segments: p99 of admitted requests,
+    share of 429s, server RSS after each segment.
 Last line: {"bench": "serve", ...}
 """
 
@@ -281,10 +281,11 @@ def main() -> None:
     sat_server = start_sie(work, "saturation", args.threads)  # default settings: SIE_MAX_QUEUE_WAIT=2
     asyncio.run(closed_loop(sat_server.url, texts, 3, args.clients, [MODEL], 0))  # learns its throughput
     offered_rps = 10 * tput["sie"] / 8  # requests of 8 texts: ten times what the server sustained
-    # Five segments at 10x: allocator pools and queues fill in the first ones; later ones show whether
-    # memory keeps growing (glibc keeps up to 256 MiB of freed memory by design, see sie/runtime/allocator.py).
+    # Eight segments at 10x: allocator pools, queues and per-shape GEMM kernels fill in the first ones;
+    # later ones show whether memory keeps growing (glibc keeps up to 256 MiB of freed memory by design,
+    # see sie/runtime/allocator.py; GEMM shapes are bucketed, see sie/models/linear.py).
     rss, segments = [round(sat_server.rss_mib())], []
-    for i in range(5):
+    for i in range(8):
         segments.append(asyncio.run(open_loop(sat_server.url, texts, args.seconds / 2, offered_rps, 7 + i)))
         rss.append(round(sat_server.rss_mib()))
     saturation = {"offered_rps": round(offered_rps, 1),
