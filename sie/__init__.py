@@ -12,7 +12,7 @@ import os
 # batch throughput is unchanged either way. An operator's own value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from sie.errors import SieError  # noqa: E402
+from sie.errors import SieError
 
 __version__ = "0.1.0"
 __all__ = ["EncodedItem", "Engine", "SieClient", "SieError", "__version__"]
