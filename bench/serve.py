@@ -1,10 +1,13 @@
-"""Serving benchmark: sie serve vs infinity-emb (and vs itself without cross-request batching), all
-serving the bundled all-MiniLM-L6-v2 on the CPU, measured in alternating rounds in one run.
+"""Serving benchmark: sie serve vs infinity-emb and Superlinked's sie-server (and vs itself without
+cross-request batching), all serving the bundled all-MiniLM-L6-v2 on the CPU, measured in alternating
+rounds in one run.
 
-Needs infinity-emb in its own venv (see ../shared/PEERS.md); pass its `infinity_emb` with --infinity.
-Without it the infinity figures are null and the rest still runs.
+The peers live in their own venvs (../shared/PEERS.md): infinity-emb 0.0.77
+(`pip install -c c.txt torch==2.13.0 "infinity-emb[server,torch]"`, c.txt pinning torch==2.13.0) and
+sie-server 0.10.1 (Python 3.12). Pass their executables; a peer left out gets null figures.
 
-    python bench/serve.py --infinity /path/to/venv/bin/infinity_emb [--seconds 20] [--rounds 2]
+    python bench/serve.py --infinity /path/to/infinity_emb [--sie-server /path/to/sie-server]
+                          [--seconds 20] [--rounds 2]
 
 Phases:
  1. 16 concurrent clients, 1–32 mixed-length texts per request, fixed time: texts/s of each server
@@ -58,9 +61,11 @@ def minilm_path() -> str:
 
 
 class Proc:
-    def __init__(self, cmd: list[str], env: dict, url: str, ready_path: str, log: Path) -> None:
+    def __init__(self, cmd: list[str], env: dict, url: str, ready_path: str, log: Path,
+                 cwd: Path | None = None) -> None:
         self.url, self.log = url, log
         self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                     cwd=cwd,
                                      start_new_session=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -103,6 +108,36 @@ def start_infinity(work: Path, binary: str, threads: int) -> Proc:
                  "--device", "cpu", "--batch-size", "32", "--no-bettertransformer", "--url-prefix", "/v1",
                  "--host", "127.0.0.1", "--port", str(port)], env, f"http://127.0.0.1:{port}", "/v1/models",
                 work / "infinity.log")
+
+
+SIE_SERVER_CONFIG = """\
+sie_id: {model}
+weights_path: {path}
+inputs: {{text: true, image: false, audio: false, video: false}}
+tasks: {{encode: {{dense: {{dim: 384}}, sparse: null, multivector: null}}, score: null, extract: null}}
+max_sequence_length: 256
+profiles:
+  default:
+    max_batch_tokens: 16384
+    compute_precision: null
+    adapter_path: sie_server.adapters.sentence_transformer:SentenceTransformerDenseAdapter
+    adapter_options: {{loadtime: {{trust_remote_code: false}}, runtime: {{pooling: mean, normalize: true}}}}
+"""
+
+
+def start_sie_server(work: Path, binary: str, threads: int) -> Proc:
+    """Superlinked's sie-server with its own model config (as in ../shared/PEERS.md), preloaded."""
+    port, home = free_port(), work / "sie-server"
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    (home / "models" / "sentence-transformers__all-MiniLM-L6-v2.yaml").write_text(
+        SIE_SERVER_CONFIG.format(model=MODEL, path=minilm_path()))
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "SIE_TELEMETRY_DISABLED": "1", "DO_NOT_TRACK": "1",
+           "HF_HOME": str(home / "hf"), "SIE_DATA_DIR": str(home / "data"), "SIE_TORCH_NUM_THREADS": str(threads),
+           "SIE_IPC_SOCKET_PATH": str(home / "ipc.sock")}
+    return Proc([binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+                 "--models-dir", str(home / "models"), "--models", MODEL, "--preload", MODEL,
+                 "--local-cache", str(home / "hf"), "--no-hf-fallback"],
+                env, f"http://127.0.0.1:{port}", "/v1/models", work / "sie-server.log", cwd=home)
 
 
 def write_extra_cards(work: Path) -> None:
@@ -228,6 +263,7 @@ def swap_vs_cold(work: Path, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--infinity", help="path to infinity_emb (own venv)")
+    ap.add_argument("--sie-server", help="path to Superlinked's sie-server (own Python 3.12 venv)")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -248,6 +284,8 @@ def main() -> None:
                "sie_unbatched": start_sie(work, "sie_unbatched", args.threads, SIE_BATCHING="0", **q)}
     if args.infinity:
         servers["infinity"] = start_infinity(work, args.infinity, args.threads)
+    if args.sie_server:
+        servers["sie_server"] = start_sie_server(work, args.sie_server, args.threads)
     results: dict[str, list[float]] = {k: [] for k in servers}
     try:
         for srv in servers.values():  # warm-up
@@ -302,6 +340,7 @@ def main() -> None:
             "rounds": args.rounds, "texts_per_s": {k: round(v, 1) for k, v in tput.items()},
             "vs_infinity": round(tput["sie"] / tput["infinity"], 3) if "infinity" in tput else None,
             "vs_infinity_fp32": round(tput["sie_fp32"] / tput["infinity"], 3) if "infinity" in tput else None,
+            "vs_sie_server": round(tput["sie"] / tput["sie_server"], 3) if "sie_server" in tput else None,
             "vs_unbatched": round(tput["sie"] / tput["sie_unbatched"], 3),
             "p50_overhead_ms": overhead["p50_overhead_ms"], "three_models_ratio": round(three_ratio, 3),
             "swap_in_ratio": swap["swap_in_ratio"], "saturation": saturation}
