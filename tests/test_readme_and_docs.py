@@ -91,3 +91,14 @@ def test_generated_docs_are_current():
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "generate.py"), "--check"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_benchmark_table_is_the_saved_results():
+    """The README's figures are bench/plot.py's rendering of bench/results/*.json, not retyped numbers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_plot", ROOT / "bench" / "plot.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    assert plot.table() in README
+    assert (ROOT / "bench" / "results" / "benchmarks.png").exists()
