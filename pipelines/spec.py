@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.config import ENV_REF
 from connectors.ids import canonical_json, content_hash
 from pipelines.errors import Problem, SpecError
 from pipelines.steps import REGISTRIES, step_class
@@ -34,7 +35,8 @@ from pipelines.steps.base import StepConfig
 from pipelines.yaml_source import Located, load_file, load_text
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Placeholder schemes for unset ${VAR}s in URL-typed keys when validating without the environment.
+URL_SCHEMES = {"url": "http", "grpc_url": "grpc"}
 SECRET_KEYS = frozenset({"api_key", "password", "token", "secret"})
 MAX_STEPS, MAX_SINKS = 32, 8
 
@@ -318,7 +320,9 @@ class _Validator:
                 return self.env[name]
             if self.strict_env:
                 self.fail(path, f"references ${{{name}}}, but the environment variable {name} is not set")
-            return f"unset-{name}"
+            # A URL-typed field must still parse as one; its real value is checked when the variable is set.
+            scheme = URL_SCHEMES.get(path[-1]) if path and m.start() == 0 else None
+            return f"{scheme}://unset-{name}" if scheme else f"unset-{name}"
         return ENV_REF.sub(sub, value)
 
     def engine(self, raw: Any) -> EngineConfig | None:
@@ -387,11 +391,12 @@ class _Validator:
             self.fail(path, f"expected a sink config mapping (type, collection, ...), got {_kind(raw)}")
             return None
         raw = _absolute_locations(dict(raw), base)
-        env = dict(self.env)
-        if not self.strict_env:
-            env.update({m: f"unset-{m}" for m in ENV_REF.findall(canonical_json(raw)) if m not in env})
+        env, checked = dict(self.env), raw
+        if not self.strict_env:  # placeholders as in `resolve`; secrets stay references (the connectors insist)
+            checked = {k: v if k in SECRET_KEYS else self.resolve(v, (*path, k)) for k, v in raw.items()}
+            env.update({m: f"unset-{m}" for m in ENV_REF.findall(canonical_json(checked)) if m not in env})
         try:
-            load_config(raw, env)
+            load_config(checked, env)
         except ConnectorError as e:
             for part in re.split(r"; (?=sink\b)", e.message):
                 m = re.match(r"^sink((?:\.[\w-]+)*)(?::\s*| )(.*)$", part, re.S)

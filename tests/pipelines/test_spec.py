@@ -76,6 +76,11 @@ def test_a_query_spec_defaults_trim_to_the_encoder_and_resolves_the_sink(tmp_pat
 def test_unset_env_is_a_placeholder_for_validate_and_an_error_for_run(tmp_path):
     text = textwrap.dedent(FULL)
     assert parse_pipeline(text, "h.yaml", tmp_path, env={}).source.root.endswith("/unset-DATA/docs")
+    with_url = text.replace('url: "http://engine:8080"', 'url: "${ENGINE_URL}"')
+    assert parse_pipeline(with_url, "h.yaml", tmp_path, env={}).engine.url == "http://unset-ENGINE_URL"
+    weaviate = ("name: w\nsource: {type: files, root: ., glob: ['*.md']}\nsteps:\n  - encode: {model: tiny/embed}\n"
+                "sinks:\n  - {type: weaviate, url: '${WEAVIATE_URL}', collection: Docs}\n")
+    assert parse_pipeline(weaviate, "w.yaml", tmp_path, env={}).sinks[0].raw["url"] == "${WEAVIATE_URL}"
     with pytest.raises(SpecError) as e:
         parse_pipeline(text, "h.yaml", tmp_path, env={"ENGINE_KEY": "k"}, strict_env=True)
     lines = e.value.message.splitlines()
