@@ -39,13 +39,16 @@ def table() -> str:
                         f"{r['ratio']}× | min cos {r['min_cos']} vs fp32 reference |")
     if s:
         t, sat = s["texts_per_s"], s["saturation"]
-        rows += [f"| HTTP, {s['clients']} clients × 1–32 texts, default | {t['sie']} texts/s | "
-                 f"infinity-emb {t.get('infinity')} | {s['vs_infinity']}× | `/v1/embeddings` on both |",
-                 f"| HTTP, same load, default | {t['sie']} texts/s | sie-server 0.10.1 (Superlinked) "
-                 f"{t.get('sie_server')} | {s.get('vs_sie_server')}× | `/v1/embeddings` on both |",
-                 f"| HTTP, same load, `fp32` | {t['sie_fp32']} texts/s | infinity-emb {t.get('infinity')} | "
-                 f"{s['vs_infinity_fp32']}× | |",
-                 f"| HTTP, same load, cross-request batching off | {t['sie_unbatched']} texts/s | sie batched "
+        http_load = f"HTTP, {s['clients']} clients × 1–32 texts"
+        if t.get("infinity"):
+            rows += [f"| {http_load}, default | {t['sie']} texts/s | infinity-emb {t['infinity']} | "
+                     f"{s['vs_infinity']}× | `/v1/embeddings` on both |",
+                     f"| {http_load}, `fp32` | {t['sie_fp32']} texts/s | infinity-emb {t['infinity']} | "
+                     f"{s['vs_infinity_fp32']}× | |"]
+        if t.get("sie_server"):
+            rows.append(f"| {http_load}, default | {t['sie']} texts/s | sie-server 0.10.1 (Superlinked) "
+                        f"{t['sie_server']} | {s['vs_sie_server']}× | `/v1/embeddings` on both |")
+        rows += [f"| {http_load}, cross-request batching off | {t['sie_unbatched']} texts/s | sie batched "
                  f"{t['sie']} | {s['vs_unbatched']}× (batched/unbatched) | |",
                  f"| one short request: p50 HTTP − p50 in-process | {s['p50_overhead_ms']} ms | | | |",
                  f"| three resident models, interleaved | | one model alone | {s['three_models_ratio']}× | |",
