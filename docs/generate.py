@@ -92,7 +92,7 @@ def api_markdown(spec: dict) -> str:
             out += [f"## `{method.upper()} {path}`", ""]
             if op.get("description") or op.get("summary"):
                 out += [(op.get("description") or op.get("summary")).strip().splitlines()[0], ""]
-            params = [p for p in op.get("parameters", [])]
+            params = op.get("parameters", [])
             if params:
                 out += ["| parameter | in | |", "|---|---|---|"]
                 out += [f"| `{p['name']}` | {p['in']} | {(p.get('description') or '').strip()} |" for p in params]

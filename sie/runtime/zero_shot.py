@@ -35,31 +35,31 @@ def classify(logits: np.ndarray, labels: list[str], entail: int, *, multi_label:
     logits = np.asarray(logits, dtype=np.float64)
     if multi_label or len(labels) == 1:
         contradiction = -1 if entail == 0 else 0
-        pair = logits[:, [contradiction, entail]]
-        e = np.exp(pair - pair.max(axis=1, keepdims=True))
-        scores = e[:, 1] / e.sum(axis=1)
+        scores = _softmax(logits[:, [contradiction, entail]])[:, 1]
     else:
-        x = logits[:, entail]
-        e = np.exp(x - x.max())
-        scores = e / e.sum()
-    order = sorted(range(len(labels)), key=lambda i: (-scores[i], i))
-    return [Classification(labels[i], float(scores[i])) for i in order if scores[i] >= threshold]
+        scores = _softmax(logits[:, entail])
+    return _ranked(labels, scores, threshold)
 
 
 def classify_by_similarity(texts: np.ndarray, labels_vecs: np.ndarray, labels: list[str], *, multi_label: bool,
                            temperature: float, threshold: float = 0.0) -> list[list[Classification]]:
     """texts: [n, d], labels_vecs: [k, d] (any scale) → per text, classifications sorted best first."""
-    t = texts / np.linalg.norm(texts, axis=1, keepdims=True).clip(1e-12)
-    lv = labels_vecs / np.linalg.norm(labels_vecs, axis=1, keepdims=True).clip(1e-12)
-    cos = (t @ lv.T).astype(np.float64)
-    if multi_label or len(labels) == 1:
-        scores = cos.clip(0.0, 1.0)
-    else:
-        x = cos / temperature
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        scores = e / e.sum(axis=1, keepdims=True)
-    out = []
-    for row in scores:
-        order = sorted(range(len(labels)), key=lambda i: (-row[i], i))
-        out.append([Classification(labels[i], float(row[i])) for i in order if row[i] >= threshold])
-    return out
+    cos = (_unit(texts) @ _unit(labels_vecs).T).astype(np.float64)
+    scores = cos.clip(0.0, 1.0) if multi_label or len(labels) == 1 else _softmax(cos / temperature)
+    return [_ranked(labels, row, threshold) for row in scores]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Over the last axis."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _ranked(labels: list[str], scores: np.ndarray, threshold: float) -> list[Classification]:
+    """Best first (ties: the order the labels were given), those under `threshold` dropped."""
+    order = sorted(range(len(labels)), key=lambda i: (-scores[i], i))
+    return [Classification(labels[i], float(scores[i])) for i in order if scores[i] >= threshold]
