@@ -1,8 +1,8 @@
 """Attention over packed sequences.
 
-On CUDA with flash-attn installed: `flash_attn_varlen_func` straight on the packed tensors. Everywhere
-else: scaled_dot_product_attention over groups of sequences of similar length, padded only inside
-attention. Nested/jagged SDPA was measured ~13x slower than padded SDPA on CPU, so it is not used.
+On CUDA with flash-attn installed, for fp16/bf16 inputs: `flash_attn_varlen_func` straight on the packed
+tensors. Everywhere else: scaled_dot_product_attention over groups of sequences of similar length, padded
+only inside attention. Nested/jagged SDPA was measured ~13x slower than padded SDPA on CPU, so it is not used.
 
 Sequences arrive sorted longest first (see `PackedBatch`), so each group is a contiguous slice of the
 packed tokens: a group of equal lengths is a zero-copy view, and outputs concatenate back in order.
@@ -10,6 +10,7 @@ packed tokens: a group of equal lengths is a zero-copy view, and outputs concate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,23 @@ except ImportError:  # pragma: no cover - depends on the machine
     flash_attn_varlen_func = None
 
 from sie.models.runner import PackedBatch
+
+
+@dataclass(frozen=True)
+class FlashKernel:
+    """A varlen attention function with flash-attn's signature, and the inputs it accepts.
+
+    flash-attn runs on CUDA in fp16/bf16 only. The tests put a pure-torch function of the same signature
+    here with `device_types={"cpu"}`, so this module's flash path (key gathering, windows, GQA) runs on CPU.
+    """
+
+    varlen: Callable[..., torch.Tensor]
+    device_types: frozenset[str]
+    dtypes: frozenset[torch.dtype]
+
+
+FLASH: FlashKernel | None = None if flash_attn_varlen_func is None else FlashKernel(
+    flash_attn_varlen_func, frozenset({"cuda"}), frozenset({torch.float16, torch.bfloat16}))
 
 
 @dataclass(frozen=True)
@@ -79,13 +97,19 @@ class VarlenAttention:
         self.causal = causal
         self.window = window
         self.batch = batch
+        self.groups: list[_Group] | None = None  # built on the first call that does not take the flash path
+        # flash-attn aligns causal masks and windows to the bottom-right corner when a sequence has fewer
+        # keys than queries; ours are aligned top-left, so that (unused) combination stays on SDPA.
+        self.flash = FLASH if FLASH is not None and batch.input_ids.device.type in FLASH.device_types and not (
+            batch.key_lengths is not None and (causal or window is not None)) else None
+        if self.flash is not None:
+            self._flash_keys(batch)
+
+    def _build_groups(self) -> list[_Group]:
+        batch = self.batch
         device = batch.input_ids.device
         key_lengths = batch.key_lengths or batch.lengths
-        self.use_flash = flash_attn_varlen_func is not None and device.type == "cuda"
-        if self.use_flash:
-            self._flash_keys(batch, key_lengths)
-            return
-        self.groups: list[_Group] = []
+        groups: list[_Group] = []
         cu = [0]
         for n in batch.lengths:
             cu.append(cu[-1] + n)
@@ -93,7 +117,7 @@ class VarlenAttention:
             lens, klens = batch.lengths[s:e], key_lengths[s:e]
             b, L = e - s, lens[0]
             if all(n == L for n in lens) and klens == lens:
-                self.groups.append(_Group(cu[s], cu[e], b, L, None, None, None))
+                groups.append(_Group(cu[s], cu[e], b, L, None, None, None))
                 continue
             lens_t = torch.tensor(lens, device=device)
             j = torch.arange(L, device=device)
@@ -103,13 +127,15 @@ class VarlenAttention:
             real = (j[None, :] < lens_t[:, None])
             valid = torch.nonzero(real.reshape(-1), as_tuple=True)[0]
             keys = real if klens == lens else j[None, :] < torch.tensor(klens, device=device)[:, None]
-            self.groups.append(_Group(cu[s], cu[e], b, L, gather, valid, keys[:, None, None, :]))
+            groups.append(_Group(cu[s], cu[e], b, L, gather, valid, keys[:, None, None, :]))
+        return groups
 
-    def _flash_keys(self, batch: PackedBatch, key_lengths: tuple[int, ...]) -> None:
+    def _flash_keys(self, batch: PackedBatch) -> None:
         """flash-attn takes keys as their own packed tensor: gather the visible ones when they differ."""
         self.key_index = None
         self.cu_keys, self.max_keys = batch.cu_seqlens, batch.max_seqlen
-        if batch.key_lengths is None:
+        key_lengths = batch.key_lengths
+        if key_lengths is None:
             return
         device = batch.input_ids.device
         starts = batch.cu_seqlens[:-1].long()
@@ -122,13 +148,15 @@ class VarlenAttention:
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: [T, H, D], k/v: [T, Hkv, D] → [T, H, D]."""
-        if self.use_flash:
+        if self.flash is not None and q.dtype in self.flash.dtypes:
             b = self.batch
             win = (-1, -1) if self.window is None else (self.window, 0 if self.causal else self.window)
             if self.key_index is not None:
                 k, v = k.index_select(0, self.key_index), v.index_select(0, self.key_index)
-            return flash_attn_varlen_func(q, k, v, b.cu_seqlens, self.cu_keys, b.max_seqlen, self.max_keys,
-                                          causal=self.causal, window_size=win)
+            return self.flash.varlen(q, k, v, b.cu_seqlens, self.cu_keys, b.max_seqlen, self.max_keys,
+                                     causal=self.causal, window_size=win)
+        if self.groups is None:
+            self.groups = self._build_groups()
         dtype = q.dtype
         if self.compute_dtype is not None and self.compute_dtype != dtype:
             q, k, v = (t.to(self.compute_dtype) for t in (q, k, v))

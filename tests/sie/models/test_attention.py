@@ -49,14 +49,14 @@ LENGTHS = {
 
 @pytest.mark.parametrize("name", LENGTHS)
 @pytest.mark.parametrize("causal, window", [(False, None), (True, None), (False, 4), (True, 6)])
-def test_matches_dense_reference(name, causal, window):
+def test_matches_dense_reference(name, causal, window, attention_path):
     batch, (q, k, v) = packed(LENGTHS[name])
     got = VarlenAttention(batch, causal=causal, window=window)(q, k, v)
     want = reference(q, k, v, batch.lengths, causal=causal, window=window)
     assert (got - want).abs().max().item() < 1e-5
 
 
-def test_grouped_query_attention():
+def test_grouped_query_attention(attention_path):
     batch, (q, k, v) = packed([5, 30, 200, 260], heads=8, kv_heads=2)
     for causal in (False, True):
         got = VarlenAttention(batch, causal=causal)(q, k, v)
@@ -80,7 +80,7 @@ def test_groups_cover_every_sequence_once_with_bounded_padding():
         assert lengths[s] - lengths[e - 1] <= max(8, lengths[s] // 8)
 
 
-def test_key_lengths_hide_trailing_tokens_as_keys_only():
+def test_key_lengths_hide_trailing_tokens_as_keys_only(attention_path):
     """ColBERT's [MASK] query padding: every token still gets an output, but only the first key_lengths[i]
     tokens of a sequence are attended to."""
     lengths = [32, 32, 20, 7]
@@ -99,3 +99,24 @@ def test_key_lengths_hide_trailing_tokens_as_keys_only():
     assert (got - torch.cat(want).float()).abs().max().item() < 1e-5
     with pytest.raises(ValueError, match="key_lengths"):
         PackedBatch.from_sequences([[5] * 3], key_lengths=[4])
+
+
+def test_inputs_flash_attn_cannot_take_stay_on_sdpa(monkeypatch):
+    """flash-attn takes fp16/bf16 only (a card may run fp32 on CUDA), and aligns windows bottom-right when a
+    sequence has fewer keys than queries: both go to SDPA, with the same result."""
+    from flash_reference import varlen
+
+    from sie.models import attention
+
+    calls = []
+    kernel = attention.FlashKernel(lambda *a, **kw: calls.append(1) or varlen(*a, **kw), frozenset({"cpu"}),
+                                   frozenset({torch.bfloat16}))
+    monkeypatch.setattr(attention, "FLASH", kernel)
+    batch, (q, k, v) = packed([9, 30, 64])
+    got = VarlenAttention(batch, window=4)(q, k, v)
+    assert not calls and (got - reference(q, k, v, batch.lengths, window=4)).abs().max().item() < 1e-5
+    keyed = PackedBatch.from_sequences([[5] * n for n in (20, 12)], key_lengths=[10, 12])
+    q, k, v = (torch.randn(32, 4, 16).bfloat16() for _ in range(3))
+    assert VarlenAttention(keyed, window=3).flash is None and VarlenAttention(keyed).flash is kernel
+    VarlenAttention(keyed)(q, k, v)
+    assert calls == [1]

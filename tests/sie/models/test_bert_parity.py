@@ -48,7 +48,7 @@ def _ragged(n: int, max_len: int, seed: int) -> list[list[int]]:
 
 @pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta"])
 @pytest.mark.parametrize("batch_size", [1, 2, 7, 33])
-def test_token_states_match_reference(tiny_models, kind, batch_size):
+def test_token_states_match_reference(tiny_models, kind, batch_size, attention_path):
     folder = tiny_models(kind)
     runner = BertRunner.load(folder, device=CPU, dtype=torch.float32)
     seqs = _ragged(batch_size, runner.max_positions, seed=batch_size)
@@ -63,7 +63,7 @@ def test_token_states_match_reference(tiny_models, kind, batch_size):
 
 @pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta"])
 @pytest.mark.parametrize("mode", ["cls", "mean", "last"])
-def test_pooled_vectors_match_reference(tiny_models, kind, mode):
+def test_pooled_vectors_match_reference(tiny_models, kind, mode, attention_path):
     folder = tiny_models(kind)
     runner = BertRunner.load(folder, device=CPU, dtype=torch.float32)
     seqs = _ragged(33, runner.max_positions, seed=99)
@@ -75,7 +75,7 @@ def test_pooled_vectors_match_reference(tiny_models, kind, mode):
     assert (ours - ref_vec).abs().max().item() <= 1e-4
 
 
-def test_token_type_ids_match_reference(tiny_models):
+def test_token_type_ids_match_reference(tiny_models, attention_path):
     folder = tiny_models("bert")
     runner = BertRunner.load(folder, device=CPU, dtype=torch.float32)
     seqs = _ragged(9, runner.max_positions, seed=5)

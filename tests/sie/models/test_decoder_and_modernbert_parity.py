@@ -28,7 +28,7 @@ def reference(folder, seqs):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch_size", [1, 2, 9, 33])
-def test_token_states_match_reference(tiny_models, kind, batch_size):
+def test_token_states_match_reference(tiny_models, kind, batch_size, attention_path):
     folder = tiny_models(kind)
     runner = runner_class(kind).load(folder, device=CPU, dtype=torch.float32)
     seqs = ragged(batch_size, 150, seed=batch_size)
@@ -38,7 +38,7 @@ def test_token_states_match_reference(tiny_models, kind, batch_size):
         assert max_abs(ours[i], ref) <= TOLERANCE, f"{kind}: sequence {i} (length {len(seqs[i])})"
 
 
-def test_qwen_last_token_pooling_matches_reference(tiny_models):
+def test_qwen_last_token_pooling_matches_reference(tiny_models, attention_path):
     """Qwen3-Embedding pools the last token: causal attention makes it the only one that saw everything."""
     folder = tiny_models("qwen3")
     runner = runner_class("qwen3").load(folder, device=CPU, dtype=torch.float32)
@@ -50,7 +50,7 @@ def test_qwen_last_token_pooling_matches_reference(tiny_models):
 
 
 @pytest.mark.parametrize("kind", ["modernbert", "qwen3"])
-def test_biased_variants_match_reference(tiny_models, kind):
+def test_biased_variants_match_reference(tiny_models, kind, attention_path):
     """ModernBERT with every bias switched on; Qwen3 with attention_bias — both are config options."""
     options = ({"attention_bias": True, "mlp_bias": True, "norm_bias": True} if kind == "modernbert"
                else {"attention_bias": True})

@@ -111,7 +111,7 @@ def test_token_classification_matches_reference(tiny_models, kind):
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_yes_no_matches_causal_lm_next_token_logits(tiny_models, tied):
+def test_yes_no_matches_causal_lm_next_token_logits(tiny_models, tied, attention_path):
     folder = tiny_models("qwen3", head="causal-lm", tie_word_embeddings=tied)
     runner = load_runner("qwen3", folder)
     config = transformers.AutoConfig.from_pretrained(folder)
@@ -133,8 +133,9 @@ def _hidden_reference(folder, seqs, key_lengths=None):
     return [h[i, : len(s)] for i, s in enumerate(seqs)]
 
 
-@pytest.mark.parametrize("fallback", [False, True])
-def test_colbert_head_with_mask_augmentation_matches_reference(tiny_models, tmp_path, fallback):
+@pytest.mark.parametrize("fallback, attention_path", [(False, "sdpa"), (False, "flash"), (True, "sdpa")],
+                         indirect=["attention_path"])  # the fallback runner is transformers' own attention
+def test_colbert_head_with_mask_augmentation_matches_reference(tiny_models, tmp_path, fallback, attention_path):
     """Queries padded with [MASK] that nothing attends to (attend_to_mask_tokens=False): the reference
     masks those keys; projection, normalization and the punctuation skiplist on top."""
     from safetensors.torch import save_file
