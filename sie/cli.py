@@ -97,6 +97,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0
           port: int = typer.Option(8080, help="TCP port."),
           preload: list[str] = typer.Option([], help="Models to load at start-up (repeatable)."),
           pin: list[str] = typer.Option([], help="Models never evicted (repeatable)."),
+          device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N (overrides SIE_DEVICE)."),
           log_level: str = typer.Option("info", help="uvicorn log level."),
           pipelines: str | None = typer.Option(None, "--pipelines", help="Also serve the pipelines in this "
                                                                           "folder (/v1/pipelines, /v1/runs).")) -> None:
@@ -108,7 +109,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0
 
     settings = _settings()
     settings = settings.model_copy(update={"preload": [*settings.preload, *preload], "pin": [*settings.pin, *pin],
-                                           "strict_catalog": False})
+                                           "strict_catalog": False, "device": device or settings.device})
     try:
         engine = Engine(settings)
     except SieError as e:

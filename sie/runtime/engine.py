@@ -22,7 +22,7 @@ import torch
 from sie.background_loop import BackgroundLoop
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
-from sie.errors import InvalidInput, UnsupportedCapability
+from sie.errors import InvalidInput, SieError, UnsupportedCapability
 from sie.metrics import Metrics
 from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
@@ -42,9 +42,24 @@ T = TypeVar("T")
 
 
 def resolve_device(name: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N'; a CUDA device this machine does not have fails here, at start-up."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SieError(f"device: expected auto, cpu, cuda or cuda:N, got {name!r}", field="device") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SieError(f"device: expected auto, cpu, cuda or cuda:N, got {name!r}", field="device")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SieError(f"device: {name!r} requested but no CUDA device is usable here (torch {torch.__version__}, "
+                           f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu or auto",
+                           field="device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SieError(f"device: {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) are "
+                           "visible", field="device")
+    return device
 
 
 class Engine:

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 SIE = str(Path(sys.executable).parent / "sie")
 
 
@@ -40,3 +43,12 @@ def test_encode_errors_are_one_line_not_a_traceback():
     out = run("encode", "no-such-model", "x")
     assert out.returncode == 2
     assert "unknown model 'no-such-model'" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: serve --device cuda would start")
+def test_serve_on_cuda_without_a_gpu_fails_at_start_with_the_reason():
+    out = run("serve", "--device", "cuda", "--port", "1")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "device: 'cuda' requested but no CUDA device is usable here" in out.stderr
+    bad = run("serve", "--device", "tpu")
+    assert bad.returncode == 2 and "expected auto, cpu, cuda or cuda:N, got 'tpu'" in bad.stderr
