@@ -244,6 +244,8 @@ class LruModelPool:
                     slot.host_bytes = 0  # leaving the host tier: its room may go to whatever we evict now
                     self._reserve(slot, slot.loaded.footprint)
                     slot.loaded.to(self.device)
+                if self.device.type == "cuda":  # the copies are non-blocking: time them, not their launch
+                    torch.cuda.synchronize(self.device)
                 self.metrics.swap_ins.labels(name).inc()
                 self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start)
             else:
