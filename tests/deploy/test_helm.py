@@ -33,6 +33,8 @@ def test_lint_strict(profile):
     ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
     ({"catalog": {"cards": {"bge.json": "name: x"}}}, "bge.json"),
     ({"keda": {"httpAddon": {"scalerAddress": "http://scaler"}}}, "scalerAddress"),
+    ({"image": {"digest": "sha256:" + "0" * 64}}, "/image/digest"),   # one digest for both flavours: gone
+    ({"workers": {"pools": {"cpu": {"secretEnv": {"HF_TOKEN": "hf_abc"}}}}}, "secretEnv"),  # never a value
 ])
 def test_schema_rejects_bad_values(tmp_path, values, expected):
     bad = tmp_path / "bad.yaml"
@@ -49,6 +51,11 @@ def test_schema_rejects_bad_values(tmp_path, values, expected):
     ({"auth": {"enabled": True}}, "auth.enabled needs auth.existingSecret"),
     ({"pipelines": {"enabled": True}}, "pipelines.enabled needs pipelines.specs"),
     ({"ingest": {"jobs": [{"name": "x", "pipeline": "missing.yaml"}]}}, "is not a key of pipelines.specs"),
+    ({"workers": {"pools": {"cpu": {"terminationNoticeSeconds": 15}}}},
+     "preStopSleepSeconds + drainSeconds + terminationMarginSeconds = 50s exceeds terminationNoticeSeconds 15s"),
+    ({"workers": {"pools": {"cpu": {"autoscaling": {"enabled": True, "minReplicas": 0}}}}},
+     "minReplicas 0 needs servedBy (a burst pool) or scaleToZero"),
+    ({"workers": {"pools": {"burst": {"servedBy": "nope"}}}}, "servedBy 'nope' must name an enabled pool"),
 ])
 def test_inconsistent_values_fail_at_template_time(tmp_path, values, expected):
     bad = tmp_path / "bad.yaml"
@@ -114,7 +121,9 @@ def test_worker_pods_drain_and_probe_as_the_server_expects(rendered, profile):
         if gpu:
             assert c["resources"]["limits"]["nvidia.com/gpu"] >= 1
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
-            assert any(t["key"] == "sie.dev/spot" for t in pod["tolerations"])
+            # Spot pools drain within the provider's notice (GKE Spot ~15 s; AWS 2 min with the handler).
+            if any(t["key"] == "sie.dev/spot" for t in pod["tolerations"]):
+                assert pod["terminationGracePeriodSeconds"] <= {"eks": 120}.get(profile, 15)
             assert d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-cuda")
 
 

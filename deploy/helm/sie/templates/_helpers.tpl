@@ -73,38 +73,55 @@ Usage: include "sie.overlay" (list $base $over) | fromYaml
 
 {{/*
 Enabled worker pools (workers.pools is a map: profiles layered with -f merge per pool), with
-workers.defaults filled in: a list of dicts sorted by name, each with `name` and `fullname`.
-Numbers come back as floats: templates print them through `int`.
+workers.defaults filled in: a list of dicts sorted by name, each with `name`, `fullname`, `service` (the
+name of the Service its pods are behind: its own, or its servedBy pool's) and `bursts` (true when
+burst pools join its Service). Numbers come back as floats: templates print them through `int`.
 Usage: {{ range $pool := include "sie.pools" . | fromYamlArray }}
 */}}
 {{- define "sie.pools" -}}
-{{- $out := list -}}
+{{- $pools := list -}}
+{{- $served := dict -}}
 {{- range $name, $p := .Values.workers.pools -}}
 {{- $pool := include "sie.overlay" (list $.Values.workers.defaults (default dict $p)) | fromYaml -}}
 {{- if $pool.enabled -}}
 {{- $_ := set $pool "name" $name -}}
 {{- $_ := set $pool "fullname" (printf "%s-%s" (include "sie.fullname" $) $name | trunc 63 | trimSuffix "-") -}}
-{{- $out = append $out $pool -}}
+{{- $_ := set $pool "service" (printf "%s-%s" (include "sie.fullname" $) (default $name $pool.servedBy) | trunc 63 | trimSuffix "-") -}}
+{{- with $pool.servedBy -}}{{- $_ := set $served . true -}}{{- end -}}
+{{- $pools = append $pools $pool -}}
 {{- end -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $pool := $pools -}}
+{{- with $pool.servedBy -}}
+{{- $target := dict -}}
+{{- range $pools }}{{ if eq .name $pool.servedBy }}{{ $target = . }}{{ end }}{{ end -}}
+{{- if or (not $target) $target.servedBy -}}
+{{- fail (printf "workers.pools[%s].servedBy '%s' must name an enabled pool that is not a burst pool itself" $pool.name .) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $pool "bursts" (hasKey $served $pool.name) -}}
+{{- $out = append $out $pool -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
 
-{{/* Image of a pool: its own override, else <repository>:<appVersion>-cpu|cuda. */}}
+{{/* Image of a pool: its own override, else <repository>:<appVersion>-cpu|cuda, or @digest of its flavour. */}}
 {{- define "sie.poolImage" -}}
 {{- $root := index . 0 -}}
 {{- $pool := index . 1 -}}
 {{- $repo := default $root.Values.image.repository $pool.image.repository -}}
 {{- $flavor := ternary "cuda" "cpu" (eq $pool.profile "gpu") -}}
 {{- $tag := default (default (printf "%s-%s" $root.Chart.AppVersion $flavor) $root.Values.image.tag) $pool.image.tag -}}
-{{- if $root.Values.image.digest -}}
-{{- printf "%s@%s" $repo $root.Values.image.digest -}}
+{{- $digest := default (get $root.Values.image.digest $flavor) $pool.image.digest -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $repo $digest -}}
 {{- else -}}
 {{- printf "%s:%s" $repo $tag -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Labels selecting one pool's pods. */}}
+{{/* Labels selecting one pool's pods (its Deployment's selector: immutable, so never extended). */}}
 {{- define "sie.poolSelector" -}}
 {{- $root := index . 0 -}}
 {{- $pool := index . 1 -}}
@@ -117,7 +134,7 @@ sie.dev/pool: {{ $pool.name }}
 {{- define "sie.poolMatcher" -}}
 {{- $root := index . 0 -}}
 {{- $pool := index . 1 -}}
-namespace="{{ $root.Release.Namespace }}", service="{{ $pool.fullname }}"
+namespace="{{ $root.Release.Namespace }}", service="{{ $pool.service }}"
 {{- end -}}
 
 {{/* The in-cluster URL of a pool's Service (pipelines and ingest Jobs talk to it). */}}
