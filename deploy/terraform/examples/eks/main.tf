@@ -1,5 +1,6 @@
-# Empty AWS account -> VPC, EKS cluster with a CPU system node group, a spot GPU node group (this repo's
-# module), ECR for the images -> KEDA, kube-prometheus-stack, Envoy Gateway, NVIDIA's device plugin and sie
+# Empty AWS account -> VPC, EKS cluster with a CPU system node group, an on-demand GPU floor and a spot GPU
+# burst group (this repo's module), ECR for the images -> cluster-autoscaler and the AWS node termination
+# handler (cluster_addons.tf), KEDA, kube-prometheus-stack, Envoy Gateway, NVIDIA's device plugin and sie
 # (values-gpu.yaml + values-eks.yaml). Walkthrough: deploy/README.md.
 
 data "aws_availability_zones" "available" {
@@ -69,6 +70,7 @@ resource "aws_ecr_repository" "sie" {
   }
 }
 
+# The floor: on-demand, always up (the chart's `gpu` pool). cluster-autoscaler adds nodes up to max_size.
 module "gpu_pool" {
   source = "../../modules/eks-gpu-pool"
 
@@ -76,10 +78,25 @@ module "gpu_pool" {
   name           = "gpu"
   subnet_ids     = module.vpc.private_subnets
   instance_types = ["g6.2xlarge", "g6.4xlarge", "g5.2xlarge"]
-  capacity_type  = var.gpu_capacity_type
+  capacity_type  = "ON_DEMAND"
+  min_size       = var.gpu_floor_size
+  max_size       = var.gpu_floor_size
+  desired_size   = var.gpu_floor_size
+}
+
+# The burst: spot, from zero (the chart's `gpu-spot` pool); cluster-autoscaler builds the first node from the
+# group's node-template tags when KEDA adds a pod.
+module "gpu_spot_pool" {
+  source = "../../modules/eks-gpu-pool"
+
+  cluster_name   = module.eks.cluster_name
+  name           = "gpu-spot"
+  subnet_ids     = module.vpc.private_subnets
+  instance_types = ["g6.2xlarge", "g6.4xlarge", "g5.2xlarge"]
+  capacity_type  = "SPOT"
   min_size       = 0
-  max_size       = var.gpu_max_size
-  desired_size   = 1
+  max_size       = var.gpu_spot_max_size
+  desired_size   = 0
 }
 
 module "platform" {
@@ -94,12 +111,11 @@ module "platform" {
   values = {
     workers = {
       pools = {
-        gpu = {
-          nodeSelector = module.gpu_pool.node_selector
-        }
+        gpu        = { nodeSelector = module.gpu_pool.node_selector }
+        "gpu-spot" = { nodeSelector = module.gpu_spot_pool.node_selector }
       }
     }
   }
 
-  depends_on = [module.eks, module.gpu_pool]
+  depends_on = [module.eks, module.gpu_pool, module.gpu_spot_pool, helm_release.cluster_autoscaler]
 }

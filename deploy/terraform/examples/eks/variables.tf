@@ -20,14 +20,27 @@ variable "kubernetes_version" {
   }
 }
 
-variable "gpu_capacity_type" {
-  description = "SPOT or ON_DEMAND GPU nodes."
-  type        = string
-  default     = "SPOT"
+variable "gpu_floor_size" {
+  description = "On-demand GPU nodes that are always up (the chart's gpu pool: one replica each)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.gpu_floor_size >= 1
+    error_message = "gpu_floor_size must be >= 1: a spot-only GPU pool makes every preemption an outage."
+  }
 }
 
-variable "gpu_max_size" {
-  description = "Most GPU nodes."
+variable "gpu_spot_max_size" {
+  description = "Most spot GPU nodes the burst group scales to."
   type        = number
   default     = 4
+}
+
+variable "chart_versions" {
+  description = "Pinned versions of the EKS-only charts (cluster_addons.tf); bump deliberately."
+  type = object({
+    cluster_autoscaler           = optional(string, "9.43.2")
+    aws_node_termination_handler = optional(string, "0.21.0")
+  })
+  default = {}
 }

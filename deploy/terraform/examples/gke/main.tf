@@ -1,5 +1,6 @@
-# Empty GCP project -> GKE cluster with a CPU system pool and a spot L4 GPU pool -> KEDA, kube-prometheus-stack,
-# Envoy Gateway and sie (values-gpu.yaml + values-gke.yaml). Walkthrough: deploy/README.md.
+# Empty GCP project -> GKE cluster with a CPU system pool, an on-demand L4 GPU floor and a spot L4 burst pool
+# (GKE's own cluster autoscaler scales both) -> KEDA, kube-prometheus-stack, Envoy Gateway and sie
+# (values-gpu.yaml + values-gke.yaml). Walkthrough: deploy/README.md.
 
 resource "google_project_service" "apis" {
   for_each           = toset(["container.googleapis.com", "artifactregistry.googleapis.com", "compute.googleapis.com"])
@@ -151,6 +152,7 @@ resource "google_container_node_pool" "system" {
   }
 }
 
+# The floor: on-demand, always up (the chart's `gpu` pool), so a spot preemption never takes the last replica.
 module "gpu_pool" {
   source = "../../modules/gke-gpu-pool"
 
@@ -161,9 +163,26 @@ module "gpu_pool" {
   node_locations   = var.gpu_zones
   machine_type     = "g2-standard-8"
   accelerator_type = "nvidia-l4"
-  spot             = var.gpu_spot
+  spot             = false
+  min_nodes        = var.gpu_floor_nodes
+  max_nodes        = var.gpu_floor_nodes
+  service_account  = google_service_account.nodes.email
+}
+
+# The burst: spot, from zero (the chart's `gpu-spot` pool, drained within GKE's ~15 s notice).
+module "gpu_spot_pool" {
+  source = "../../modules/gke-gpu-pool"
+
+  project_id       = var.project_id
+  location         = var.region
+  cluster_name     = google_container_cluster.sie.name
+  name             = "gpu-spot"
+  node_locations   = var.gpu_zones
+  machine_type     = "g2-standard-8"
+  accelerator_type = "nvidia-l4"
+  spot             = true
   min_nodes        = 0
-  max_nodes        = var.gpu_max_nodes
+  max_nodes        = var.gpu_spot_max_nodes
   service_account  = google_service_account.nodes.email
 }
 
@@ -178,12 +197,11 @@ module "platform" {
   values = {
     workers = {
       pools = {
-        gpu = {
-          nodeSelector = module.gpu_pool.node_selector
-        }
+        gpu        = { nodeSelector = module.gpu_pool.node_selector }
+        "gpu-spot" = { nodeSelector = module.gpu_spot_pool.node_selector }
       }
     }
   }
 
-  depends_on = [google_container_node_pool.system, module.gpu_pool]
+  depends_on = [google_container_node_pool.system, module.gpu_pool, module.gpu_spot_pool]
 }

@@ -27,14 +27,18 @@ variable "image_tag" {
   default     = "0.1.0"
 }
 
-variable "gpu_spot" {
-  description = "Spot GPU nodes."
-  type        = bool
-  default     = true
+variable "gpu_floor_nodes" {
+  description = "On-demand GPU nodes per zone that are always up (the chart's gpu pool)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.gpu_floor_nodes >= 1
+    error_message = "gpu_floor_nodes must be >= 1: a spot-only GPU pool makes every preemption an outage."
+  }
 }
 
-variable "gpu_max_nodes" {
-  description = "Most GPU nodes per zone."
+variable "gpu_spot_max_nodes" {
+  description = "Most spot GPU nodes per zone the burst pool scales to."
   type        = number
   default     = 2
 }

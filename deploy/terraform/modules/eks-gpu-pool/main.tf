@@ -1,9 +1,14 @@
 # An EKS managed node group of NVIDIA GPU nodes for sie workers: spot or on-demand, autoscaled (to zero by
 # default), labelled for the chart's nodeSelector and tainted so only GPU workloads land there.
 # The NVIDIA AMI carries the driver; the device plugin (nvidia.com/gpu) comes from the sie-platform module.
+# Spot groups: EKS managed node groups turn on Capacity Rebalancing (a replacement node is started and the old
+# one drained on a rebalance recommendation); the 2-minute interruption notice itself is handled by the AWS node
+# termination handler (examples/eks/cluster_addons.tf).
 
 locals {
-  node_labels = merge(var.labels, { "sie.dev/pool" = var.name })
+  # nvidia.com/gpu.present=true: the NVIDIA device plugin chart's default node affinity needs it (or NFD labels,
+  # which EKS nodes do not carry); without it the plugin lands nowhere and GPU pods stay Pending.
+  node_labels = merge(var.labels, { "sie.dev/pool" = var.name, "nvidia.com/gpu.present" = "true" })
   node_taints = concat(
     [{ key = "nvidia.com/gpu", value = "present", effect = "NO_SCHEDULE" }],
     var.capacity_type == "SPOT" ? [{ key = "sie.dev/spot", value = "true", effect = "NO_SCHEDULE" }] : [],

@@ -98,11 +98,22 @@ resource "helm_release" "nvidia_device_plugin" {
   create_namespace = true
   timeout          = var.timeout_seconds
   values = [yamlencode({
-    # Only on GPU nodes: they carry this taint (deploy/terraform/modules/eks-gpu-pool).
+    # Only on GPU nodes: they carry these taints and the nvidia.com/gpu.present=true label
+    # (deploy/terraform/modules/eks-gpu-pool). The affinity is set here rather than left to the chart's
+    # default, which also accepts NFD labels and changes between releases.
     tolerations = [
       { key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" },
       { key = "sie.dev/spot", operator = "Exists", effect = "NoSchedule" },
     ]
+    affinity = {
+      nodeAffinity = {
+        requiredDuringSchedulingIgnoredDuringExecution = {
+          nodeSelectorTerms = [{
+            matchExpressions = [{ key = "nvidia.com/gpu.present", operator = "In", values = ["true"] }]
+          }]
+        }
+      }
+    }
   })]
 }
 
