@@ -40,3 +40,15 @@ def test_image_contract(dockerfile):
     assert re.search(r"^HEALTHCHECK .*\n.*/healthz", text, re.M)
     assert 'ENTRYPOINT ["sie"]' in text
     assert re.search(r"^ARG EXTRAS=", text, re.M)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_base_images_are_pinned_by_digest(dockerfile):
+    """Every FROM is an image@sha256 digest (directly or through an ARG's default), or an earlier stage."""
+    text = dockerfile.read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    stages: set[str] = set()
+    for image, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.M):
+        ref = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
+        assert ref in stages or re.fullmatch(r"[\w./:-]+@sha256:[0-9a-f]{64}", ref), (image, ref)
+        stages.add(stage)
