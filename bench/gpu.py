@@ -198,10 +198,15 @@ def lru(device: torch.device, names: list[str], catalog: Path) -> dict:
                              host_memory_budget=str(10 * footprint)))
     text = ["a short text to time how long the first request to a model takes"]
 
+    first: dict[str, np.ndarray] = {}
+    drift = [0.0]  # a swapped-in model must answer as it did before eviction (non-blocking copies completed)
+
     def latency(name: str) -> float:
         t = time.perf_counter()
-        engine.encode_sync(name, text)
-        return time.perf_counter() - t
+        vector = engine.encode_sync(name, text)[0].dense
+        seconds = time.perf_counter() - t
+        drift[0] = max(drift[0], float(np.abs(vector - first.setdefault(name, vector)).max()))
+        return seconds
 
     try:
         cold = [latency(n) for n in names]               # disk → device; each load evicts the LRU one to host
@@ -217,7 +222,8 @@ def lru(device: torch.device, names: list[str], catalog: Path) -> dict:
     return {"footprint_mib": footprint >> 20, "budget_mib": usage["device"]["budget"] >> 20,
             "cold_load_s": round(cold_s, 4), "swap_in_s": round(swap_s, 4), "resident_s": round(resident, 4),
             "ratio": round(swap_s / cold_s, 4) if cold_s > 0 else None, "swap_ins": int(swap_ins),
-            "host_tier_used_mib": usage["host"]["used"] >> 20, "final_states": states}
+            "host_tier_used_mib": usage["host"]["used"] >> 20, "max_abs_after_swap": round(drift[0], 6),
+            "final_states": states}
 
 
 # -- 4. forced out-of-memory -----------------------------------------------------------------------------
@@ -341,6 +347,7 @@ def goals(line: dict) -> dict:
         "throughput_2x": all(t["ratio"] >= GOALS["throughput_ratio"] for t in tp.values()),
         "mfu_35": None if None in mfus else all(m >= GOALS["mfu_256"] for m in mfus),
         "swap_in_10pct": line["lru"]["ratio"] is not None and line["lru"]["ratio"] <= GOALS["swap_vs_cold"],
+        "swap_in_exact": line["lru"]["max_abs_after_swap"] == 0.0,
         "oom_split_and_served": line["oom"]["served"] and line["oom"]["split"] >= 1 and line["oom"]["fail"] == 0,
     }
 

@@ -29,6 +29,7 @@ def test_every_section_runs_and_reports_on_cpu():
     assert line["oom"]["served"] and line["oom"]["split"] >= 1 and line["oom"]["fail"] == 0
     assert line["oom"]["max_abs_vs_unsplit"] < 1e-5
     assert line["lru"]["swap_ins"] == 10 and line["lru"]["host_tier_used_mib"] > 0
+    assert line["lru"]["max_abs_after_swap"] == 0.0
     assert sum(s == "device" for s in line["lru"]["final_states"].values()) == 2
     assert set(line["goals"]) == {"parity", "flash_used", "throughput_2x", "mfu_35", "swap_in_10pct",
-                                  "oom_split_and_served"}
+                                  "swap_in_exact", "oom_split_and_served"}
