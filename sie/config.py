@@ -53,6 +53,10 @@ class Settings(BaseModel):
     max_items: int = Field(2048, gt=0, description="Most items per request.")
     max_chars: int = Field(100_000, gt=0, description="Most characters per item.")
     drain_seconds: float = Field(30.0, ge=0, description="On SIGTERM: how long in-flight work may finish.")
+    # -- compatibility routes
+    default_model: str | None = Field(
+        None, description="The model TEI's routes at the root (/embed, /rerank, POST / ...) serve; every model is "
+                          "also served under /tei/{model}/.")
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-SIE = str(Path(sys.executable).parent / "sie")
+# The client-library tests run in their own venv (.venv-clients) and start the main venv's server: SIE_BIN.
+SIE = os.environ.get("SIE_BIN") or str(Path(sys.executable).parent / "sie")
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Request
 from sie import __version__
 from sie.errors import SieError
 from sie.runtime.engine import Engine
-from sie.server import admin, compat, errors, native
+from sie.server import admin, cohere, compat, errors, native, tei
 from sie.server.auth import ApiKeys
 from sie.server.middleware import BodyLimit, RequestMetrics
 
@@ -45,9 +45,10 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
             raise errors.Draining("server: draining after SIGTERM; send new work to another replica",
                                   retry_after=5)
 
-    for router in (native.router, compat.router):
+    for router in (native.router, compat.router, cohere.router, tei.router):
         app.include_router(router, dependencies=[Depends(authorized)])
     app.include_router(admin.router)
+    app.include_router(tei.public)
     app.add_middleware(RequestMetrics, metrics=engine.metrics)
     app.add_middleware(BodyLimit, max_bytes=engine.settings.max_body_bytes)
     return app

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sie.errors import InvalidInput
 from sie.server.http import name_model, parse, respond, unless_disconnected
 from sie.server.native import _body, check_limits
+from sie.server.roles import is_query
 from sie.server.schemas import EmbeddingsRequest, RerankDocument, RerankRequest
 
 router = APIRouter()
@@ -24,8 +25,12 @@ async def embeddings(request: Request):
         raise InvalidInput("input: the list is empty; send at least one string", field="input")
     check_limits(request, texts, field="input")
     engine = request.app.state.engine
+    if body.input_type is not None and body.prompt_name is not None and body.input_type != body.prompt_name:
+        raise InvalidInput("input_type, prompt_name: two names for the same choice disagree; send one",
+                           field="input_type", status=422)
+    role = is_query(body.input_type or body.prompt_name, "input_type" if body.input_type else "prompt_name")
     results = await unless_disconnected(request, engine.encode(
-        body.model, texts, dims=body.dimensions, admission="reject"))
+        body.model, texts, is_query=role, dims=body.dimensions, admission="reject"))
     data = []
     for i, r in enumerate(results):
         vector = r.dense.astype(np.float32, copy=False)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sie.errors import InvalidInput
 
 
 class _Body(BaseModel):
@@ -56,6 +58,10 @@ class ExtractRequest(_Body):
     params: ExtractParams = ExtractParams()
 
 
+TOKEN_ARRAYS = ("input: token arrays are not supported; send the texts as strings (LangChain's OpenAIEmbeddings "
+                "sends token arrays unless you set check_embedding_ctx_length=False)")
+
+
 class EmbeddingsRequest(BaseModel):
     """OpenAI /v1/embeddings. Unknown OpenAI fields are accepted and ignored, as OpenAI clients send them."""
 
@@ -64,6 +70,17 @@ class EmbeddingsRequest(BaseModel):
     dimensions: int | None = Field(None, gt=0)
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
+    # Extensions (as TEI's prompt_name): the card's query or document prompt; default: document.
+    input_type: str | None = Field(None, description="query (search_query) or document (passage, search_document).")
+    prompt_name: str | None = Field(None, description="Same as input_type, under TEI's name.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_arrays(cls, value: object) -> object:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, int) or (isinstance(v, list) and any(isinstance(t, int) for t in v)) for v in items):
+            raise InvalidInput(TOKEN_ARRAYS, field="input", status=422)
+        return value
 
 
 class RerankDocument(BaseModel):
