@@ -4,8 +4,12 @@ PY      := $(VENV)/bin/python
 # A CPU build of torch: an unpinned `torch` would pull a multi-GB CUDA build on a machine without one.
 TORCH_CPU ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
+# The published client libraries tests/clients drives (TEI, Cohere, OpenAI clients and the frameworks'):
+# their own venv, as langchain-huggingface pins huggingface-hub<2 and the main venv has 2.x.
+CLIENTS ?= .venv-clients
+CLIENTS_STAMP := $(CLIENTS)/.installed
 
-.PHONY: setup tools demo test lint bench clean
+.PHONY: setup tools clients demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -20,14 +24,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+clients: $(CLIENTS_STAMP)
+
+$(CLIENTS_STAMP): tests/clients/requirements.txt
+	test -x $(CLIENTS)/bin/python || python3 -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install -q --upgrade pip
+	$(CLIENTS)/bin/python -m pip install -q -r tests/clients/requirements.txt
+	touch $(CLIENTS_STAMP)
+
 # The handbook → chunks → MiniLM vectors → LanceDB, then a question answered within 200 tokens.
 demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/sie run examples/ingest-docs-lancedb/pipeline.yaml
 	HF_HUB_OFFLINE=1 $(VENV)/bin/sie query examples/ingest-docs-lancedb/query.yaml "How many vacation days can I carry over?"
 
-test: setup tools
+# The client tests run first: they write tests/clients/results.json, whose rendering the README must carry.
+test: setup tools clients
 	$(VENV)/bin/ruff check .
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	SIE_BIN=$(abspath $(VENV))/bin/sie $(CLIENTS)/bin/python -m pytest -q tests/clients --compat-out tests/clients/results.json
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests --ignore=tests/clients
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -36,4 +50,4 @@ bench: setup
 	HF_HUB_OFFLINE=1 $(PY) bench/encode_cpu.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CLIENTS) .pytest_cache build *.egg-info

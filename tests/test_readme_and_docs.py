@@ -102,3 +102,15 @@ def test_the_benchmark_table_is_the_saved_results():
     spec.loader.exec_module(plot)
     assert plot.table() in README
     assert (ROOT / "bench" / "results" / "benchmarks.png").exists()
+
+
+def test_the_compatibility_table_is_the_client_tests_results():
+    """The README's client table is docs/compat_table.py's rendering of tests/clients/results.json, which the
+    client-library tests write in `make test` (before this suite runs), not a hand-kept list."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compat_table", ROOT / "docs" / "compat_table.py")
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    assert compat.table() in README
+    assert len(compat.table().splitlines()) > 2
