@@ -7,6 +7,8 @@
     hits = sink.search(vector, vector_name="dense", where={"lang": "en"}, limit=10)
     sink.get(ids)                            # {id: Stored(id, text, metadata)} for the ids that exist
     sink.count() ; sink.close()
+    sink.generation()                        # the collection's random marker: a recreated one has another
+    sink.pin("docs__3f2a91c0"); sink.ensure(new_schema); ...; sink.point()   # blue/green: see below
 
 `upsert` checks every record against the schema first (ids, vector names, kinds, dimensions, metadata): a
 record that does not fit fails with its reason and the others are written. Valid records go out in batches
@@ -21,10 +23,25 @@ score (RRF) for hybrid queries.
 The collection remembers the schema it was created with (collection metadata, or the table's Arrow
 metadata), so `ensure()` without a schema reopens it, and `ensure(other_schema)` fails instead of mixing
 incompatible vectors. Subclasses implement the `_`-prefixed hooks; they never see an invalid record.
+
+Generations: every collection carries a *sink generation*, a random marker written where the schema is kept
+when the collection is created (or on the first `generation()` call for one created before markers
+existed). A run store that remembers the generation it committed into can tell that the collection it
+wrote was dropped and recreated, even when a collection of the same name and schema is back.
+
+Logical and physical names: `collection` in the config is a *logical* name. `ensure()` resolves it to the
+physical collection it points to (a Qdrant / Weaviate alias; for Chroma and LanceDB, which have no
+aliases, a record in the database's manifest collection `sie_collections`), or to the collection of that
+name when nothing points elsewhere. A blue/green reindex pins a sink to a new physical collection
+(`pin`), fills it, then switches the logical name to it (`point`); readers call `follow()` before each
+query and move over at once, so they see the old collection or the new one, never a half-written one.
+Sinks with aliases create a new collection as `<collection>__<schema fingerprint>` with the alias already
+pointing at it, so that a later switch is one atomic alias update.
 """
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,12 +53,23 @@ import numpy as np
 from connectors.config import SinkConfig, parse_config
 from connectors.errors import ConnectorError
 from connectors.filters import Node, parse_where
-from connectors.ids import is_canonical_uuid
+from connectors.ids import content_hash, is_canonical_uuid
 from connectors.records import Prepared, Record, Schema, SparseVector, check_vector, prepare
 
 MAX_LIMIT = 10_000
 #: HTTP statuses that are about the server or the credentials, never about one record.
 BACKEND_STATUS = frozenset({401, 403, 407, 429, 502, 503, 504})
+#: Chroma and LanceDB keep the logical names' pointers in a collection / table of this name.
+MANIFEST = "sie_collections"
+
+
+def physical_name(logical: str, schema: Schema) -> str:
+    """The physical collection a logical name gets for a schema: `<logical>__<8 hex of its fingerprint>`."""
+    return f"{logical}__{content_hash(schema.model_dump(mode='json'))[7:15]}"
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +140,16 @@ class Sink(ABC):
     stores: ClassVar[frozenset[str]] = frozenset({"dense"})
     searches: ClassVar[frozenset[str]] = frozenset({"dense"})
     hybrid: ClassVar[bool] = False
+    #: The logical name is a database alias (True), or a record in the manifest collection (False).
+    aliases: ClassVar[bool] = False
 
     def __init__(self, config: SinkConfig) -> None:
         self.config = config
         self._schema: Schema | None = None
         self.closed = False
+        self.physical = config.collection   # the collection the hooks work on (see the module docstring)
+        self.pinned = False
+        self.created = False                # the last ensure() created the collection
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sink:
@@ -129,11 +162,17 @@ class Sink(ABC):
         if wanted is not None:
             self.check_schema(wanted)
         with self._backend("opening the collection"):
+            self._resolve()
             self._open_or_create(wanted)
         assert self._schema is not None
         return self._schema
 
+    def _resolve(self) -> None:
+        if not self.pinned:
+            self.physical = self._read_pointer() or self.config.collection
+
     def _open_or_create(self, wanted: Schema | None) -> None:
+        self.created = False
         if self._exists():
             stored = self._read_schema()
             if wanted is None:
@@ -153,8 +192,52 @@ class Sink(ABC):
                 raise ConnectorError(f"sink.collection: {self.type} collection {self.config.collection!r} does not "
                                      "exist; pass a schema to ensure() to create it",
                                      field="sink.collection", code="collection_missing")
-            self._create(wanted)
+            aliased = self.aliases and not self.pinned
+            if aliased:
+                self.physical = physical_name(self.config.collection, wanted)
+            self._create(wanted, new_generation())
+            if aliased:
+                self._write_pointer(self.physical)
+            self.created = True
         self._schema = wanted
+
+    def pin(self, physical: str) -> None:
+        """Work on this physical collection itself (a reindex target), not on what the logical name points to."""
+        self.physical, self.pinned, self._schema = physical, True, None
+
+    def pointed(self) -> str | None:
+        """The physical collection the logical name points to, or None when nothing points anywhere."""
+        with self._backend("reading the collection pointer"):
+            return self._read_pointer()
+
+    def point(self) -> None:
+        """Switch the logical name to this sink's physical collection, atomically: readers that `follow()`
+        the name see the collection it pointed to before, or this one."""
+        self.schema  # noqa: B018 - the collection must exist
+        with self._backend("switching the collection pointer"):
+            self._write_pointer(self.physical)
+
+    def follow(self) -> bool:
+        """Re-read where the logical name points; when it moved, reopen there. True when it moved."""
+        if self.pinned:
+            return False
+        with self._backend("reading the collection pointer"):
+            target = self._read_pointer() or self.config.collection
+        if target == self.physical and self._schema is not None:
+            return False
+        self.physical, self._schema = target, None
+        self.ensure()
+        return True
+
+    def generation(self) -> str:
+        """The collection's sink generation (written now if it has none yet)."""
+        self.schema  # noqa: B018 - opens the collection
+        with self._backend("reading the generation marker"):
+            marker = self._read_generation()
+            if marker is None:
+                marker = new_generation()
+                self._write_generation(marker)
+        return marker
 
     def upsert(self, records: Iterable[Record]) -> WriteResult:
         """Insert or replace each record by id. Never raises for a bad record: see the WriteResult."""
@@ -245,11 +328,29 @@ class Sink(ABC):
             return self._count()
 
     def drop(self) -> None:
-        """Delete the whole collection (not part of the write path; for tests and rebuilds)."""
+        """Delete the whole (physical) collection the sink works on; a logical name that pointed to it
+        points nowhere afterwards (not part of the write path; for tests, rebuilds and retired collections)."""
         with self._backend("dropping the collection"):
+            self._resolve()
             if self._exists():
                 self._drop()
+            if not self.aliases and self._read_pointer() == self.physical:
+                self._write_pointer(None)
         self._schema = None
+
+    def drop_other(self, physical: str) -> None:
+        """Drop another physical collection of this logical name (one a reindex retired); never the one the
+        sink works on or the one the name points to."""
+        if physical in (self.physical, self.pointed()):
+            raise ConnectorError(f"sink.collection: {physical!r} is in use; not dropped", field="sink.collection",
+                                 code="invalid_query")
+        here, self.physical = self.physical, physical
+        try:
+            with self._backend("dropping a retired collection"):
+                if self._exists():
+                    self._drop()
+        finally:
+            self.physical, self._schema = here, None   # reopened (and the hooks' handles with it) on next use
 
     def close(self) -> None:
         """Release the client; idempotent."""
@@ -397,7 +498,22 @@ class Sink(ABC):
     def _read_schema(self) -> Schema | None: ...
 
     @abstractmethod
-    def _create(self, schema: Schema) -> None: ...
+    def _create(self, schema: Schema, generation: str) -> None:
+        """Create the collection `self.physical`, keeping the schema and the generation marker with it."""
+
+    @abstractmethod
+    def _read_generation(self) -> str | None: ...
+
+    @abstractmethod
+    def _write_generation(self, generation: str) -> None: ...
+
+    @abstractmethod
+    def _read_pointer(self) -> str | None:
+        """The physical collection `self.config.collection` points to (alias or manifest), or None."""
+
+    @abstractmethod
+    def _write_pointer(self, physical: str | None) -> None:
+        """Point `self.config.collection` at `physical` in one atomic database operation (None: remove)."""
 
     @abstractmethod
     def _write(self, records: list[Prepared]) -> dict[str, str]:

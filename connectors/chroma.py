@@ -16,7 +16,10 @@ Metadata flattening (Chroma metadata values must be scalars):
   * None values and empty dicts are dropped; a record with no metadata left is stored without metadata.
 An upsert replaces the stored metadata: Chroma's own upsert merges new keys into old ones, so the sink reads
 the stored keys of the batch first and removes those the new version lacks.
-The schema the collection was created with is kept in the collection metadata under `_sie_schema`.
+The schema the collection was created with is kept in the collection metadata under `_sie_schema`, the
+sink generation under `_sie_generation`. Logical names that point elsewhere (a blue/green reindex) are
+records of the collection `sie_collections` (id: the logical name, metadata `physical`; a 1-d
+placeholder embedding), one record per name so that two switches never overwrite each other.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from connectors.base import BACKEND_STATUS, Hit, SearchRequest, Sink, Stored
+from connectors.base import BACKEND_STATUS, MANIFEST, Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node
@@ -35,6 +38,7 @@ from connectors.metadata import flatten_for_store, unflatten
 from connectors.records import Prepared, Schema
 
 SCHEMA_KEY = "_sie_schema"
+GENERATION_KEY = "_sie_generation"
 SPACES = {"cosine": "cosine", "dot": "ip", "l2": "l2"}
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
@@ -117,7 +121,7 @@ class ChromaSink(Sink):
         from chromadb.errors import NotFoundError
 
         try:
-            self._collection = self.client.get_collection(self.config.collection, embedding_function=None)
+            self._collection = self.client.get_collection(self.physical, embedding_function=None)
         except (NotFoundError, ValueError):
             return False
         return True
@@ -126,11 +130,42 @@ class ChromaSink(Sink):
         stored = (self._collection.metadata or {}).get(SCHEMA_KEY)
         return Schema.model_validate_json(stored) if stored else None
 
-    def _create(self, schema: Schema) -> None:
+    def _create(self, schema: Schema, generation: str) -> None:
         spec = next(iter(schema.vectors.values()))
         self._collection = self.client.get_or_create_collection(
-            self.config.collection, embedding_function=None, metadata={SCHEMA_KEY: schema.to_json()},
+            self.physical, embedding_function=None,
+            metadata={SCHEMA_KEY: schema.to_json(), GENERATION_KEY: generation},
             configuration={"hnsw": {"space": SPACES[spec.distance]}})
+
+    def _read_generation(self) -> str | None:
+        return (self._collection.metadata or {}).get(GENERATION_KEY)
+
+    def _write_generation(self, generation: str) -> None:
+        self._collection.modify(metadata={**(self._collection.metadata or {}), GENERATION_KEY: generation})
+
+    def _manifest(self, create: bool) -> Any:
+        from chromadb.errors import NotFoundError
+
+        if create:
+            return self.client.get_or_create_collection(MANIFEST, embedding_function=None)
+        try:
+            return self.client.get_collection(MANIFEST, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return None
+
+    def _read_pointer(self) -> str | None:
+        manifest = self._manifest(create=False)
+        if manifest is None:
+            return None
+        got = manifest.get(ids=[self.config.collection], include=["metadatas"])
+        return got["metadatas"][0]["physical"] if got["ids"] else None
+
+    def _write_pointer(self, physical: str | None) -> None:
+        manifest = self._manifest(create=True)
+        if physical is None:
+            manifest.delete(ids=[self.config.collection])
+        else:
+            manifest.upsert(ids=[self.config.collection], embeddings=[[0.0]], metadatas=[{"physical": physical}])
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         name = next(iter(self.schema.vectors))
@@ -173,7 +208,7 @@ class ChromaSink(Sink):
         return self._collection.count()
 
     def _drop(self) -> None:
-        self.client.delete_collection(self.config.collection)
+        self.client.delete_collection(self.physical)
         self._collection = None
 
     def _close(self) -> None:

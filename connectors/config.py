@@ -6,6 +6,8 @@
       url: https://qdrant.example:6333
       api_key: ${QDRANT_API_KEY}    # secrets only as ${ENV_VAR} references
       batch_size: 256
+      keep_previous: 1              # blue/green reindex: retired collections kept for rollback
+      drop_after_s: 600             # ... and how long the others stay before they are dropped
 
 Any string may contain `${NAME}` references, replaced from the environment before validation; a reference
 to an unset variable fails naming the key. Secret keys (`api_key`) must be exactly one `${NAME}` reference,
@@ -37,6 +39,10 @@ class SinkConfig(BaseModel):
     type: str
     collection: str = Field(min_length=1, max_length=255, description="Collection / table name.")
     batch_size: int | None = Field(None, gt=0, le=100_000, description="Records per write request.")
+    keep_previous: int = Field(1, ge=0, le=100, description="Collections a blue/green reindex keeps after "
+                                                             "switching away from them (for rollback).")
+    drop_after_s: float = Field(600, ge=0, description="Seconds a retired collection beyond keep_previous is "
+                                                        "kept for queries that still read it, before it is dropped.")
 
     @property
     def effective_batch_size(self) -> int:

@@ -10,7 +10,10 @@ Table layout (an explicit Arrow schema):
     <dense>   fixed_size_list<float32, dim>
     <multi>   list<fixed_size_list<float32, dim>>
     <sparse>  <name>_indices list<uint32>, <name>_values list<float32>
-The schema the table was created with is kept in the Arrow schema metadata (`sie_schema`).
+The schema the table was created with is kept in the Arrow schema metadata (`sie_schema`), the sink
+generation in the `id` field's metadata (`sie_generation`: field metadata can be replaced in place).
+Logical names that point elsewhere (a blue/green reindex) are rows (logical, physical) of the table
+`sie_collections` in the same database; it has no vectors, so no search or count ever sees it.
 
 Upsert is `merge_insert("id").when_matched_update_all().when_not_matched_insert_all()`. Search is exact
 (a flat scan) until someone builds an ANN index on the table; distances are chosen per query. LanceDB
@@ -26,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import SecretStr
 
-from connectors.base import Hit, SearchRequest, Sink, Stored
+from connectors.base import MANIFEST, Hit, SearchRequest, Sink, Stored
 from connectors.config import SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node, type_class
@@ -34,6 +37,7 @@ from connectors.ids import canonical_json
 from connectors.records import Prepared, Schema
 
 SCHEMA_KEY = b"sie_schema"
+GENERATION_KEY = b"sie_generation"
 DELETE_CHUNK = 1000
 
 
@@ -82,7 +86,7 @@ class LanceDBSink(Sink):
     # -- hooks -------------------------------------------------------------------------------------
     def _exists(self) -> bool:
         try:
-            self._table = self.db.open_table(self.config.collection)
+            self._table = self.db.open_table(self.physical)
         except ValueError:
             return False
         return True
@@ -91,8 +95,35 @@ class LanceDBSink(Sink):
         stored = (self._table.schema.metadata or {}).get(SCHEMA_KEY)
         return Schema.model_validate_json(stored) if stored else None
 
-    def _create(self, schema: Schema) -> None:
-        self._table = self.db.create_table(self.config.collection, schema=arrow_schema(schema), exist_ok=True)
+    def _create(self, schema: Schema, generation: str) -> None:
+        self._table = self.db.create_table(self.physical, schema=arrow_schema(schema), exist_ok=True)
+        self._write_generation(generation)
+
+    def _read_generation(self) -> str | None:
+        marker = (self._table.schema.field("id").metadata or {}).get(GENERATION_KEY)
+        return marker.decode() if marker else None
+
+    def _write_generation(self, generation: str) -> None:
+        self._table.replace_field_metadata("id", {GENERATION_KEY.decode(): generation})
+
+    def _read_pointer(self) -> str | None:
+        try:
+            manifest = self.db.open_table(MANIFEST)
+        except ValueError:
+            return None
+        rows = manifest.search().where(f"logical = {_literal(self.config.collection)}").limit(1).to_arrow()
+        return rows.column("physical")[0].as_py() if rows.num_rows else None
+
+    def _write_pointer(self, physical: str | None) -> None:
+        import pyarrow as pa
+
+        layout = pa.schema([pa.field("logical", pa.string(), nullable=False), pa.field("physical", pa.string())])
+        manifest = self.db.create_table(MANIFEST, schema=layout, exist_ok=True)
+        if physical is None:
+            manifest.delete(f"logical = {_literal(self.config.collection)}")
+            return
+        row = pa.table({"logical": [self.config.collection], "physical": [physical]}, schema=layout)
+        manifest.merge_insert("logical").when_matched_update_all().when_not_matched_insert_all().execute(row)
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         data = arrow_table(records, self.schema)
@@ -127,7 +158,7 @@ class LanceDBSink(Sink):
         return self._table.count_rows()
 
     def _drop(self) -> None:
-        self.db.drop_table(self.config.collection)
+        self.db.drop_table(self.physical)
         self._table = None
 
     def _close(self) -> None:

@@ -8,7 +8,11 @@ Everything the contract knows maps onto Qdrant: named dense vectors (Cosine / Do
 (`MultiVectorConfig(comparator=MAX_SIM)`), and hybrid search: a `{name: vector}` query becomes one prefetch
 per vector fused with reciprocal rank fusion (`FusionQuery(fusion=Fusion.RRF)`), all through
 `query_points`. Upserts are batched with `wait=True`. The payload is the record's metadata as is (nested
-dicts and lists included) plus the text under `_sie_text`; the schema is kept in the collection metadata.
+dicts and lists included) plus the text under `_sie_text`; the schema and the sink generation are kept in
+the collection metadata. The configured `collection` is an alias: a new collection is created as
+`<collection>__<schema fingerprint>` with the alias pointing at it, and a blue/green reindex switches the
+alias in one `update_collection_aliases` call (a collection created under the plain name by an older
+version is dropped when the alias replaces it: Qdrant refuses an alias named like a collection).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from connectors.records import Prepared, Schema
 
 TEXT = "_sie_text"
 SCHEMA_KEY = "_sie_schema"
+GENERATION_KEY = "_sie_generation"
 #: Each prefetch of a hybrid query fetches this many times `limit` candidates before fusion.
 PREFETCH_FACTOR = 4
 
@@ -52,6 +57,7 @@ class QdrantSink(Sink):
     stores = frozenset({"dense", "sparse", "multivector"})
     searches = frozenset({"dense", "sparse", "multivector"})
     hybrid = True
+    aliases = True
 
     def __init__(self, config: QdrantConfig) -> None:
         super().__init__(config)
@@ -68,13 +74,40 @@ class QdrantSink(Sink):
 
     # -- hooks -------------------------------------------------------------------------------------
     def _exists(self) -> bool:
-        return self.client.collection_exists(self.config.collection)
+        return self.client.collection_exists(self.physical)
+
+    def _metadata(self) -> dict[str, Any]:
+        return self.client.get_collection(self.physical).config.metadata or {}
 
     def _read_schema(self) -> Schema | None:
-        stored = (self.client.get_collection(self.config.collection).config.metadata or {}).get(SCHEMA_KEY)
+        stored = self._metadata().get(SCHEMA_KEY)
         return Schema.model_validate(stored) if stored else None
 
-    def _create(self, schema: Schema) -> None:
+    def _read_generation(self) -> str | None:
+        return self._metadata().get(GENERATION_KEY)
+
+    def _write_generation(self, generation: str) -> None:
+        self.client.update_collection(self.physical, metadata={GENERATION_KEY: generation})  # merged by Qdrant
+
+    def _read_pointer(self) -> str | None:
+        return next((a.collection_name for a in self.client.get_aliases().aliases
+                     if a.alias_name == self.config.collection), None)
+
+    def _write_pointer(self, physical: str | None) -> None:
+        from qdrant_client import models
+
+        alias = self.config.collection
+        ops: list[Any] = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))] \
+            if self._read_pointer() is not None else []
+        if physical is not None:
+            if self.client.collection_exists(alias) and not ops:
+                self.client.delete_collection(alias)  # a collection of an older version holds the alias's name
+            ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=physical,
+                                                                                   alias_name=alias)))
+        if ops:
+            self.client.update_collection_aliases(change_aliases_operations=ops)
+
+    def _create(self, schema: Schema, generation: str) -> None:
         from qdrant_client import models
 
         distances = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "l2": models.Distance.EUCLID}
@@ -87,26 +120,26 @@ class QdrantSink(Sink):
                     if spec.kind == "multivector" else None
                 dense[name] = models.VectorParams(size=spec.dim, distance=distances[spec.distance],
                                                   multivector_config=multi)
-        self.client.create_collection(self.config.collection, vectors_config=dense, sparse_vectors_config=sparse,
-                                      metadata={SCHEMA_KEY: schema.model_dump(mode="json")})
+        self.client.create_collection(self.physical, vectors_config=dense, sparse_vectors_config=sparse,
+                                      metadata={SCHEMA_KEY: schema.model_dump(mode="json"), GENERATION_KEY: generation})
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         from qdrant_client import models
 
         points = [models.PointStruct(id=r.id, vector={name: _vector(v) for name, v in r.vectors.items()},
                                      payload={**r.metadata, TEXT: r.text}) for r in records]
-        self.client.upsert(self.config.collection, points=points, wait=True)
+        self.client.upsert(self.physical, points=points, wait=True)
         return {}
 
     def _delete_ids(self, ids: list[str]) -> None:
         from qdrant_client import models
 
-        self.client.delete(self.config.collection, models.PointIdsList(points=ids), wait=True)
+        self.client.delete(self.physical, models.PointIdsList(points=ids), wait=True)
 
     def _delete_where(self, where: Node | None) -> None:
         from qdrant_client import models
 
-        self.client.delete(self.config.collection, models.FilterSelector(filter=to_qdrant_filter(where)), wait=True)
+        self.client.delete(self.physical, models.FilterSelector(filter=to_qdrant_filter(where)), wait=True)
 
     def _search(self, request: SearchRequest) -> list[Hit]:
         from qdrant_client import models
@@ -114,14 +147,14 @@ class QdrantSink(Sink):
         flt = to_qdrant_filter(request.where) if request.where else None
         if len(request.vectors) == 1:
             (name, vector), = request.vectors.items()
-            response = self.client.query_points(self.config.collection, query=_vector(vector), using=name,
+            response = self.client.query_points(self.physical, query=_vector(vector), using=name,
                                                 query_filter=flt, limit=request.limit, with_payload=True)
             square = self.schema.vectors[name].distance == "l2"
         else:
             depth = request.limit * PREFETCH_FACTOR
             prefetch = [models.Prefetch(query=_vector(v), using=name, filter=flt, limit=depth)
                         for name, v in request.vectors.items()]
-            response = self.client.query_points(self.config.collection, prefetch=prefetch,
+            response = self.client.query_points(self.physical, prefetch=prefetch,
                                                 query=models.FusionQuery(fusion=models.Fusion.RRF),
                                                 query_filter=flt, limit=request.limit, with_payload=True)
             square = False
@@ -134,7 +167,7 @@ class QdrantSink(Sink):
         return hits
 
     def _get(self, ids: list[str]) -> list[Stored]:
-        points = self.client.retrieve(self.config.collection, ids=ids, with_payload=True, with_vectors=False)
+        points = self.client.retrieve(self.physical, ids=ids, with_payload=True, with_vectors=False)
         out = []
         for point in points:
             payload = dict(point.payload or {})
@@ -142,10 +175,10 @@ class QdrantSink(Sink):
         return out
 
     def _count(self) -> int:
-        return self.client.count(self.config.collection, exact=True).count
+        return self.client.count(self.physical, exact=True).count
 
     def _drop(self) -> None:
-        self.client.delete_collection(self.config.collection)
+        self.client.delete_collection(self.physical)
 
     def _close(self) -> None:
         self.client.close()

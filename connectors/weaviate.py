@@ -8,6 +8,10 @@ exact object layout). Writes go through `collection.batch.fixed_size(...)`; afte
 `collection.batch.failed_objects` and reports those records as failed with Weaviate's message: a batch
 request that returns 200 can still have refused some objects. No sparse vectors (Weaviate cannot take
 user-provided ones) and no fused hybrid queries: both fail with a message saying so.
+
+The configured `collection` is an alias (Weaviate 1.32+): a new collection is created as
+`<Collection>__<schema fingerprint>` with the alias pointing at it, and a blue/green reindex moves the alias
+(`client.alias.update`). The schema and the sink generation are kept in the collection description.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class WeaviateSink(Sink):
     config_class = WeaviateConfig
     stores = frozenset({"dense", "multivector"})
     searches = frozenset({"dense", "multivector"})
+    aliases = True
 
     def __init__(self, config: WeaviateConfig) -> None:
         super().__init__(config)
@@ -83,9 +88,15 @@ class WeaviateSink(Sink):
         with self._connecting():
             self.client = weaviate.connect_to_custom(**connection_params(config),
                                                      auth_credentials=Auth.api_key(key) if key else None)
-        self.name = weaviate_mapping.collection_name(config.collection)
-        self.collection = self.client.collections.use(self.name)
         self._properties: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.mapping.collection_name(self.physical)
+
+    @property
+    def collection(self) -> Any:
+        return self.client.collections.use(self.name)
 
     def check_schema(self, schema: Schema) -> None:
         sparse = schema.names("sparse")
@@ -104,11 +115,34 @@ class WeaviateSink(Sink):
         self._properties = {p.name for p in config.properties}
         return self.mapping.schema_from_description(config.description)
 
-    def _create(self, schema: Schema) -> None:
+    def _create(self, schema: Schema, generation: str) -> None:
         m = self.mapping
-        self.client.collections.create(self.name, description=m.describe(schema), properties=m.base_properties(),
-                                       vector_config=m.vector_config(schema))
+        self.client.collections.create(self.name, description=m.describe(schema, generation),
+                                       properties=m.base_properties(), vector_config=m.vector_config(schema))
         self._properties = {m.TEXT, m.META}
+
+    def _read_generation(self) -> str | None:
+        return self.mapping.generation_from_description(self.collection.config.get().description)
+
+    def _write_generation(self, generation: str) -> None:
+        self.collection.config.update(description=self.mapping.describe(self.schema, generation))
+
+    def _read_pointer(self) -> str | None:
+        alias = self.client.alias.get(alias_name=self.mapping.collection_name(self.config.collection))
+        return alias.collection if alias is not None else None
+
+    def _write_pointer(self, physical: str | None) -> None:
+        alias = self.mapping.collection_name(self.config.collection)
+        exists = self.client.alias.exists(alias_name=alias)
+        if physical is None:
+            if exists:
+                self.client.alias.delete(alias_name=alias)
+        elif exists:
+            self.client.alias.update(alias_name=alias, new_target_collection=self.mapping.collection_name(physical))
+        else:
+            if self.client.collections.exists(alias):
+                self.client.collections.delete(alias)  # a collection of an older version holds the alias's name
+            self.client.alias.create(alias_name=alias, target_collection=self.mapping.collection_name(physical))
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         objects = [self.mapping.to_data_object(r) for r in records]

@@ -15,7 +15,8 @@ valid property name (`[_A-Za-z][_0-9A-Za-z]*`, not `id`/`_id`/`_additional`) are
 and cannot be filtered on. Numbers are always `number` properties, strings use `field` tokenization so
 equality is exact. Properties are added to the collection as records first bring them.
 
-The schema is kept in the collection description as `sie-schema:<json>`.
+The schema is kept in the collection description as `sie-schema:<json>`, followed by
+` sie-generation:<marker>` (the sink generation).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from connectors.records import Prepared, Schema
 
 TEXT, META = "_sie_text", "_sie_meta"
 DESCRIPTION_PREFIX = "sie-schema:"
+GENERATION_PREFIX = " sie-generation:"
 SEPARATOR = "__"
 PROPERTY_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 RESERVED_PROPERTIES = frozenset({"_additional", "_id", "id", TEXT, META})
@@ -47,14 +49,20 @@ def collection_name(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def describe(schema: Schema) -> str:
-    return DESCRIPTION_PREFIX + schema.to_json()
+def describe(schema: Schema, generation: str | None = None) -> str:
+    return DESCRIPTION_PREFIX + schema.to_json() + (GENERATION_PREFIX + generation if generation else "")
 
 
 def schema_from_description(description: str | None) -> Schema | None:
     if not description or not description.startswith(DESCRIPTION_PREFIX):
         return None
-    return Schema.model_validate_json(description[len(DESCRIPTION_PREFIX):])
+    return Schema.model_validate_json(description[len(DESCRIPTION_PREFIX):].partition(GENERATION_PREFIX)[0])
+
+
+def generation_from_description(description: str | None) -> str | None:
+    if not description or not description.startswith(DESCRIPTION_PREFIX):
+        return None
+    return description.partition(GENERATION_PREFIX)[2] or None
 
 
 def vector_config(schema: Schema) -> list[Any]:

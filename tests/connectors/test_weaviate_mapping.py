@@ -113,3 +113,13 @@ def test_scores_from_weaviate_distances():
     assert m.score(-3.0, "dot", "dense") == pytest.approx(3.0)
     assert m.score(2.0, "l2", "dense") == pytest.approx(-2.0)
     assert m.score(-1.8, "dot", "multivector") == pytest.approx(1.8)
+
+
+def test_description_keeps_schema_and_generation_apart():
+    schema = Schema.parse({"vectors": {"dense": {"dim": 4}}})
+    with_marker = m.describe(schema, "0123abcd")
+    assert m.schema_from_description(with_marker) == schema
+    assert m.generation_from_description(with_marker) == "0123abcd"
+    plain = m.describe(schema)
+    assert m.schema_from_description(plain) == schema and m.generation_from_description(plain) is None
+    assert m.generation_from_description("someone else's collection") is None
