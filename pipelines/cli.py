@@ -59,6 +59,8 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
                                                    help="Delete the records of sources that disappeared "
                                                         "(default: the source's sync_deletions)."),
         retry_dlq: bool = typer.Option(False, "--retry-dlq", help="Replay the dead-letter file only."),
+        full: bool = typer.Option(False, "--full", help="Reprocess every source for every sink and delete the "
+                                                        "records of sources that no longer exist."),
         store: str | None = typer.Option(None, help=STORE_HELP),
         progress: str = typer.Option("auto", help="auto | rich | jsonl | none"),
         json_out: bool = typer.Option(False, "--json", help="Print the final report as one JSON line.")) -> None:
@@ -77,7 +79,7 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
     if p.kind != "ingest":
         _fail(f"{file}: a query pipeline; use `sie query {file} \"question\"`", "invalid_input")
     options = _guard(lambda: RunOptions(shard=Shard.parse(shard), sync_deletions=sync_deletions,
-                                        retry_dlq=retry_dlq))
+                                        retry_dlq=retry_dlq, full=full))
     run_store = _guard(lambda: open_store(_store_url(store, file)))
     console = Console(stderr=True)
     mode = progress if progress != "auto" else ("rich" if console.is_terminal else "none")
@@ -106,6 +108,8 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
                           "seconds": report.seconds}))
     else:
         console.print(summary_table(report, labels))
+        for line in report.counters.get("notes", []):
+            console.print(f"[cyan]note[/cyan] {line}")
         for line in report.errors:
             console.print(f"[red]error[/red] {line}")
         if report.dead_letters:
@@ -193,7 +197,15 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
     """Check models, capabilities, tokenizers and sink schemas, and show what a run would do. Writes nothing."""
     from pipelines.engines import open_engine
     from pipelines.models import ModelDirectory, local_directory
-    from pipelines.plan import check_models, check_sinks, check_tokenizers, describe_steps, raise_if, source_outlook
+    from pipelines.plan import (
+        check_models,
+        check_sinks,
+        check_tokenizers,
+        describe_steps,
+        raise_if,
+        reindex_outlook,
+        source_outlook,
+    )
     from pipelines.sources import Shard
     from pipelines.store import open_store
     from pipelines.tokenizers import Tokenizers
@@ -218,6 +230,10 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
         outlook = _guard(lambda: source_outlook(p, run_store, Shard.parse(shard)))
         if run_store is not None:
             run_store.close()
+    collections = reindex_outlook(p, directory)
+    for s in sinks:
+        if s["sink"] in collections:
+            s["collection"] = collections[s["sink"]]
     result = {"pipeline": p.name, "kind": p.kind, "version": p.version, "fingerprint": p.fingerprint(),
               "engine": p.engine.url or "in-process", "steps": describe_steps(p), "sinks": sinks, "source": outlook}
     if json_out:
@@ -228,7 +244,8 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
     for s in sinks:
         vectors = ", ".join(f"{n}: {v.get('kind')} {v.get('dim') or ''}".rstrip() for n, v in s["schema"].items()) \
             if s.get("schema") else "?"
-        out.append(f"  sink {s['sink']} [{vectors}]: {s['status']}")
+        out.append(f"  sink {s['sink']} [{vectors}]: {s['status']}"
+                   + (f" · {s['collection']}" if s.get("collection") else ""))
     if outlook and outlook.get("type") == "files":
         out.append(f"  source {outlook['root']} {outlook.get('patterns')}: {outlook.get('files', 0)} files, "
                    f"{outlook.get('sources', 0)} sources")

@@ -68,6 +68,8 @@ class RichProgress:
             where = self.sinks.get(data.get("sink", ""), data.get("stage", "steps"))
             p.console.print(f"[yellow]retry[/yellow] {where} attempt {data['attempt']}: {data['error']} "
                             f"(next in {data['delay_s']} s)")
+        elif "message" in data:   # backfill of a recreated sink, reindex, switch
+            p.console.print(f"[cyan]note[/cyan] {data['message']}")
         elif event == "dead_letter":
             p.console.print(f"[red]dead letter[/red] {self.sinks.get(data['sink'], data['sink'])} "
                             f"{data['source']}: {data['error']}")

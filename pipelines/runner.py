@@ -8,7 +8,9 @@ that sink; a changed one gets its new chunks written, then its stale chunks dele
 with `sync_deletions`, sources that disappeared are deleted once every file was read. Failures: model
 steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
 sink writes are retried per batch and sink; what still fails goes to the dead-letter file, and
-`retry_dlq` replays it.
+`retry_dlq` replays it. Each sink is opened by pipelines.targets: a sink that no longer holds what the
+run store committed is backfilled, `full` reprocesses everything, and a changed sink schema is written
+into a new collection that replaces the old one only once every source is in it (blue/green).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors import open_sink
+from connectors import Schema
 from connectors.errors import ConnectorError
 from pipelines.dlq import DeadLetters
 from pipelines.errors import PipelineError
@@ -31,6 +33,7 @@ from pipelines.spec import FilesSource, Pipeline
 from pipelines.steps import step_class
 from pipelines.steps.base import Chunk, IngestStep, StepContext
 from pipelines.store import RunRecord, RunStore
+from pipelines.targets import drop_retired, open_target, switch
 from pipelines.tokenizers import Tokenizers
 from pipelines.vectors import sink_schema
 from pipelines.writer import Target, Work, Writer
@@ -48,6 +51,7 @@ class RunOptions:
     sync_deletions: bool | None = None      # None: the source's `sync_deletions`
     retry_dlq: bool = False
     documents: list[Document] | None = None  # posted records (a `records` source)
+    full: bool = False                       # reprocess every source for every sink, delete vanished ones
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Counters:
         self._lock = threading.Lock()
         self.stages = dict.fromkeys(self.STAGE, 0)
         self.sinks = {s: dict.fromkeys(self.SINK, 0) for s in sinks}
+        self.notes: list[str] = []   # what the run did besides the counts (backfill, reindex, switch)
 
     def add(self, name: str, n: int = 1, sink: str | None = None) -> None:
         with self._lock:
@@ -78,7 +83,8 @@ class Counters:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"stages": dict(self.stages), "sinks": {k: dict(v) for k, v in self.sinks.items()}}
+            return {"stages": dict(self.stages), "sinks": {k: dict(v) for k, v in self.sinks.items()},
+                    "notes": list(self.notes)}
 
 
 class IngestRunner:
@@ -102,6 +108,8 @@ class IngestRunner:
             self.counters.add("deleted", data["deleted"], data["sink"])
         elif event == "committed":
             self.counters.add("committed", data["sources"], data["sink"])
+        if "message" in data:
+            self.counters.notes.append(data["message"])
         if self.listener is not None:
             self.listener(event, data)
         if event in ("committed", "run_finished") or time.monotonic() - self._flushed > 1.0:
@@ -123,7 +131,7 @@ class IngestRunner:
         targets: list[Target] = []
         state, dead = "failed", 0
         try:
-            targets = self._open_targets()
+            targets = self._open_targets(options)
             writer = Writer(self.p.name, self.p.version, self.p.fingerprint(), self._model(), self.store,
                             self.p.retry, self.emit, self.stop)
             self.emit("run_started", run_id=run.id, sinks=[t.key for t in targets])
@@ -137,6 +145,7 @@ class IngestRunner:
                 self._prune_dlq(dlq, writer.committed, resolved)
                 failed = any(c["failed"] for c in self.counters.sinks.values()) or dead or self.errors
                 state = "partial" if failed else "succeeded"
+                self._finish_reindex(targets, source, options, dlq)
         except (PipelineError, ConnectorError, SieError) as e:
             self.errors.append(e.message if not e.field or e.message.startswith(e.field) else
                                f"{e.field}: {e.message}")
@@ -159,21 +168,35 @@ class IngestRunner:
         encodes = self.p.steps_named("encode")
         return encodes[0].config.model if encodes else None
 
-    def _open_targets(self) -> list[Target]:
-        schema = sink_schema(self.p, directory_for(self.engine))
+    def _open_targets(self, options: RunOptions) -> list[Target]:
+        schema = Schema.parse(sink_schema(self.p, directory_for(self.engine)))
         targets: list[Target] = []
         for i, spec in enumerate(self.p.sinks):
             try:
-                sink = open_sink(spec.raw)
-                targets.append(Target(spec, sink, {}))
-                sink.ensure(schema)
+                targets.append(open_target(self.p.name, spec, schema, self.store, options.shard, full=options.full,
+                                           emit=self.emit))
             except ConnectorError as e:
                 for t in targets:
                     t.sink.close()
                 raise PipelineError(f"sinks[{i}] ({spec.label}): {e.message}", field=f"sinks[{i}]", code=e.code,
                                     status=e.status) from None
-            targets[-1].states = self.store.sources(self.p.name, spec.key)
         return targets
+
+    def _finish_reindex(self, targets: list[Target], source: FileSource | None, options: RunOptions,
+                        dlq: DeadLetters) -> None:
+        """Switch each reindexed sink whose new collection now holds every source; drop expired old ones."""
+        whole = source is not None and source.complete and options.shard.count == 1
+        pending = {e["sink"] for e in dlq.read()}
+        for t in targets:
+            if t.reindex is not None:
+                if whole and not self.counters.sinks[t.key]["failed"] and t.key not in pending:
+                    switch(self.p.name, t, self.store, self.emit)
+                else:
+                    self.counters.notes.append(f"{t.spec.label}: reindex into {t.reindex[1]} is not complete "
+                                               "(failures, or not a run over the whole file source); the old "
+                                               "collection stays in use until a run completes it")
+            if t.reindex is None:
+                drop_retired(self.p.name, t, self.store, self.emit)
 
     def _needs(self, target: Target, doc: Document) -> bool:
         state = target.states.get(doc.id)
@@ -370,7 +393,7 @@ class IngestRunner:
 
     def _sync_deletions(self, options: RunOptions, source: FileSource | None, targets: list[Target],
                         writer: Writer, seen: set[str]) -> None:
-        wanted = options.sync_deletions
+        wanted = True if options.full else options.sync_deletions
         if wanted is None:
             wanted = isinstance(self.p.source, FilesSource) and self.p.source.sync_deletions
         if not wanted:

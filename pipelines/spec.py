@@ -404,7 +404,7 @@ class _Validator:
                 reason = m.group(2) if m else part
                 self.fail((*path, *keys), reason, key="unknown option" in reason)
             return None
-        identity = {k: v for k, v in raw.items() if k not in ("batch_size", "api_key")}
+        identity = {k: v for k, v in raw.items() if k not in ("batch_size", "api_key", "keep_previous", "drop_after_s")}
         return SinkSpec(raw, f"{raw['type']}:{raw['collection']}:{content_hash(identity)[7:19]}", path[-1])
 
     def ingest_rules(self, p: Pipeline) -> None:

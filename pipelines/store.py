@@ -1,11 +1,16 @@
 """The run store: what the runner knows between runs, in SQLite (the embedded default) or Postgres
 (`postgresql://...`, for indexed jobs that share it). Same SQL for both.
 
-    sources(pipeline, sink, source, hash, fingerprint, high_water, updated_at)
+    sources(pipeline, sink, source, hash, fingerprint, high_water, records, updated_at)
         per source and sink: the content hash and steps fingerprint last committed (NULL hash: written
         but never committed), and `high_water`: one more than the highest chunk index that may exist
         in the sink. It is raised before a write and lowered only after stale chunks are deleted, so
-        stale chunks can always be found again after a crash.
+        stale chunks can always be found again after a crash. `records`: how many it committed.
+    sinks(pipeline, sink, generation, physical, staging, retired, updated_at)
+        per sink: the generation marker of the collection the source rows describe and its physical
+        name, so a run can tell that the collection was recreated under it (pipelines.drift); during a
+        blue/green reindex the physical collection being filled (`staging`, whose source rows are kept
+        under the sink key `<sink>#<physical>`), and the retired collections with when they were retired.
     runs(id, pipeline, state, ..., counters, errors, idempotency_key)
         one row per run: state, counters per stage and sink, errors; the REST API reads it.
 
@@ -37,6 +42,9 @@ SCHEMA = [
         id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION, shard TEXT, idempotency_key TEXT, request TEXT, counters TEXT, errors TEXT)""",
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs (pipeline, idempotency_key)",
+    """CREATE TABLE IF NOT EXISTS sinks (
+        pipeline TEXT NOT NULL, sink TEXT NOT NULL, generation TEXT, physical TEXT, staging TEXT, retired TEXT,
+        updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (pipeline, sink))""",
 ]
 RUN_STATES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
 MAX_ERRORS = 100
@@ -48,6 +56,19 @@ class SourceState:
     fingerprint: str | None
     high_water: int
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SinkState:
+    generation: str | None
+    physical: str | None
+    staging: str | None
+    retired: list[tuple[str, float]]     # (physical collection, retired at), oldest first
+
+
+def staging_key(sink: str, physical: str) -> str:
+    """The sink key the source rows of a reindex into `physical` are kept under until the switch."""
+    return f"{sink}#{physical}"
 
 
 @dataclass
@@ -80,6 +101,16 @@ class RunStore:
                 cur.execute("SELECT pg_advisory_xact_lock(7410251)")
             for statement in SCHEMA:
                 cur.execute(statement)
+            self._add_records_column(cur)
+
+    def _add_records_column(self, cur: Any) -> None:
+        """Stores made before `sources.records` existed get the column (NULL: count not known)."""
+        if self.dialect == "postgres":
+            cur.execute("ALTER TABLE sources ADD COLUMN IF NOT EXISTS records INTEGER")
+            return
+        cur.execute("PRAGMA table_info(sources)")
+        if "records" not in {row[1] for row in cur.fetchall()}:
+            cur.execute("ALTER TABLE sources ADD COLUMN records INTEGER")
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _sql(self, statement: str) -> str:
@@ -132,16 +163,83 @@ class RunStore:
                 "ELSE sources.high_water END",
                 [(pipeline, sink, source, hw, now) for source, hw in marks])
 
-    def commit(self, pipeline: str, sink: str, rows: Iterable[tuple[str, str, str, int]]) -> None:
-        """After writing and deleting stale chunks: (source, hash, fingerprint, high_water) are now true."""
+    def commit(self, pipeline: str, sink: str, rows: Iterable[tuple]) -> None:
+        """After writing and deleting stale chunks: (source, hash, fingerprint, high_water[, records]) are now
+        true (records left out: not known)."""
         now = time.time()
         with self._tx() as cur:
             cur.executemany(
-                "INSERT INTO sources (pipeline, sink, source, hash, fingerprint, high_water, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, sink, source) DO UPDATE SET "
+                "INSERT INTO sources (pipeline, sink, source, hash, fingerprint, high_water, records, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, sink, source) DO UPDATE SET "
                 "hash = excluded.hash, fingerprint = excluded.fingerprint, high_water = excluded.high_water, "
-                "updated_at = excluded.updated_at",
-                [(pipeline, sink, source, h, fp, hw, now) for source, h, fp, hw in rows])
+                "records = excluded.records, updated_at = excluded.updated_at",
+                [(pipeline, sink, source, h, fp, hw, n[0] if n else None, now) for source, h, fp, hw, *n in rows])
+
+    def committed_records(self, pipeline: str, sink: str) -> tuple[int, int]:
+        """(committed sources, records they committed) for a sink."""
+        with self._tx() as cur:
+            cur.execute("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM sources "
+                        "WHERE pipeline = ? AND sink = ? AND hash IS NOT NULL", (pipeline, sink))
+            row = cur.fetchone()
+        return int(row[0]), int(row[1])
+
+    # -- sinks -------------------------------------------------------------------------------------
+    def sink_state(self, pipeline: str, sink: str) -> SinkState:
+        with self._tx() as cur:
+            cur.execute("SELECT generation, physical, staging, retired FROM sinks WHERE pipeline = ? AND sink = ?",
+                        (pipeline, sink))
+            row = cur.fetchone()
+        if row is None:
+            return SinkState(None, None, None, [])
+        return SinkState(row[0], row[1], row[2], [tuple(r) for r in json.loads(row[3] or "[]")])
+
+    def _set_sink(self, cur: Any, pipeline: str, sink: str, **values: Any) -> None:
+        names = list(values)
+        cur.execute(f"INSERT INTO sinks (pipeline, sink, {', '.join(names)}, updated_at) VALUES (?, ?, "
+                    f"{', '.join('?' for _ in names)}, ?) ON CONFLICT (pipeline, sink) DO UPDATE SET "
+                    + ", ".join(f"{n} = excluded.{n}" for n in [*names, "updated_at"]),
+                    (pipeline, sink, *values.values(), time.time()))
+
+    def record_generation(self, pipeline: str, sink: str, generation: str, physical: str,
+                          stale: Iterable[str] = ()) -> None:
+        """The source rows describe the collection `physical` of this generation; the `stale` sources'
+        rows no longer hold (the collection lost them) and are redone, keeping their high-water marks."""
+        with self._tx() as cur:
+            cur.executemany("UPDATE sources SET hash = NULL, fingerprint = NULL, records = NULL "
+                            "WHERE pipeline = ? AND sink = ? AND source = ?", [(pipeline, sink, s) for s in stale])
+            self._set_sink(cur, pipeline, sink, generation=generation, physical=physical)
+
+    def begin_reindex(self, pipeline: str, sink: str, physical: str | None) -> None:
+        with self._tx() as cur:
+            self._set_sink(cur, pipeline, sink, staging=physical)
+
+    def promote(self, pipeline: str, sink: str, old: str, new: str, generation: str,
+                retired: list[tuple[str, float]]) -> None:
+        """After the switch from `old` to `new`, in one transaction: the staged rows of `new` become the sink's,
+        and the sink's rows (and generation) move under `old`'s staging key, so a rollback to it redoes only
+        what changed since."""
+        parked, staged = staging_key(sink, old), staging_key(sink, new)
+        with self._tx() as cur:
+            for key in (parked, staged):
+                cur.execute("DELETE FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, key))
+            cur.execute("DELETE FROM sources WHERE pipeline = ? AND sink = ?", (pipeline, parked))
+            cur.execute("UPDATE sources SET sink = ? WHERE pipeline = ? AND sink = ?", (parked, pipeline, sink))
+            cur.execute("UPDATE sources SET sink = ? WHERE pipeline = ? AND sink = ?", (sink, pipeline, staged))
+            cur.execute("INSERT INTO sinks (pipeline, sink, generation, physical, updated_at) SELECT pipeline, ?, "
+                        "generation, physical, updated_at FROM sinks WHERE pipeline = ? AND sink = ?",
+                        (parked, pipeline, sink))
+            self._set_sink(cur, pipeline, sink, generation=generation, physical=new, staging=None,
+                           retired=json.dumps(retired))
+
+    def forget_sink(self, pipeline: str, sink: str) -> None:
+        """Every row of a sink key (a dropped collection's)."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM sources WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            cur.execute("DELETE FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+
+    def set_retired(self, pipeline: str, sink: str, retired: list[tuple[str, float]]) -> None:
+        with self._tx() as cur:
+            self._set_sink(cur, pipeline, sink, retired=json.dumps(retired))
 
     def forget(self, pipeline: str, sink: str, sources: Iterable[str]) -> None:
         with self._tx() as cur:

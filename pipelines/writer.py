@@ -32,12 +32,18 @@ Emit = Callable[..., None]
 
 @dataclass
 class Target:
-    """One sink of the run, with the run store's view of its sources."""
+    """One sink of the run, with the run store's view of its sources. During a blue/green reindex the
+    sink is pinned to the new physical collection and the rows live under `state_key` until the switch."""
 
     spec: SinkSpec
     sink: Sink
     states: dict[str, SourceState]
     lock: threading.Lock = field(default_factory=threading.Lock)
+    state_key: str = ""
+    reindex: tuple[str, str] | None = None     # (old physical, new physical)
+
+    def __post_init__(self) -> None:
+        self.state_key = self.state_key or self.spec.key
 
     @property
     def key(self) -> str:
@@ -89,7 +95,7 @@ class Writer:
             for w in works:
                 old = target.states.get(w.doc.id)
                 raised[w.doc.id] = max(old.high_water if old else 0, w.high_water)
-            self.store.raise_high_water(self.pipeline, target.key, raised.items())
+            self.store.raise_high_water(self.pipeline, target.state_key, raised.items())
             for w in works:
                 old = target.states.get(w.doc.id)
                 target.states[w.doc.id] = SourceState(old.hash if old else None, old.fingerprint if old else None,
@@ -122,8 +128,8 @@ class Writer:
                     stale = []
             self.emit("deleted", sink=target.key, deleted=len(stale))
 
-            rows = [(w.doc.id, w.doc.hash, self.fingerprint, w.high_water) for w in ok]
-            self.store.commit(self.pipeline, target.key, rows)
+            rows = [(w.doc.id, w.doc.hash, self.fingerprint, w.high_water, len(w.chunks)) for w in ok]
+            self.store.commit(self.pipeline, target.state_key, rows)
             for w in ok:
                 target.states[w.doc.id] = SourceState(w.doc.hash, self.fingerprint, w.high_water, time.time())
                 self.committed.add((target.key, w.doc.id))
@@ -136,7 +142,7 @@ class Writer:
                    for i in range(target.states[s].high_water)]
             if ids and self._retrying(target, "delete", ids, lambda batch: _delete(target.sink, batch)):
                 return -1
-            self.store.forget(self.pipeline, target.key, source_ids)
+            self.store.forget(self.pipeline, target.state_key, source_ids)
             for s in source_ids:
                 target.states.pop(s, None)
             return len(ids)

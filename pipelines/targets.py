@@ -1,0 +1,156 @@
+"""How a run opens its sinks so that the run store and each sink never disagree, and how a change of the
+sink schema (encode model, dims, outputs) becomes a blue/green reindex.
+
+Drift. The run store's source rows say what a sink holds; they are true only for the collection they were
+committed into. Each run checks, per sink, that it still has that collection: the collection was not just
+created by this run's `ensure()`, it carries the sink generation (connectors.base) the store recorded, and
+it holds at least the records the store committed. When it does not (the collection was dropped,
+recreated, emptied, or the sink now points at another database), the sink's sources (this shard's) are
+marked stale for that sink only and backfilled as for a new sink; ids are deterministic, so what is still
+there is replaced, never duplicated. `full` reprocesses every source for every sink the same way.
+
+Reindex. When the logical collection holds another schema than the pipeline now makes, the run writes
+into a new physical collection `<collection>__<schema fingerprint>` (source rows under
+`store.staging_key`, so a killed reindex resumes where it stopped), and only after every source was
+committed switches the logical name (alias or manifest, see `Sink.point`), then moves the rows over in one
+store transaction. Queries keep reading the old collection until the switch. Retired collections beyond
+the sink's `keep_previous` are dropped once they have been retired for `drop_after_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from connectors import Schema, open_sink
+from connectors.base import Sink, physical_name
+from connectors.errors import ConnectorError
+from pipelines.sources import Shard
+from pipelines.spec import SinkSpec
+from pipelines.store import RunStore, SourceState, staging_key
+from pipelines.writer import Target
+
+Emit = Callable[..., None]
+
+
+def current_schema(sink: Sink) -> Schema | None:
+    """The schema of the collection the logical name resolves to now; None when there is none (or it was not
+    made by sie, which `ensure(schema)` then adopts)."""
+    try:
+        return sink.ensure()
+    except ConnectorError as e:
+        if e.code in ("collection_missing", "schema_mismatch"):
+            return None
+        raise
+
+
+def open_target(pipeline: str, spec: SinkSpec, schema: Schema, store: RunStore, shard: Shard, *, full: bool,
+                emit: Emit) -> Target:
+    sink = open_sink(spec.raw)
+    try:
+        current = current_schema(sink)
+        if current is not None and current != schema:
+            target = _staged(pipeline, spec, sink, schema, store, emit)
+        else:
+            sink.ensure(schema)
+            _finish_interrupted_switch(pipeline, spec, sink, store, emit)
+            target = Target(spec, sink, store.sources(pipeline, spec.key))
+        drift(pipeline, target, store, shard, emit)
+        if full:
+            target.states = {s: _stale(st) for s, st in target.states.items()}
+        return target
+    except BaseException:
+        sink.close()
+        raise
+
+
+def _staged(pipeline: str, spec: SinkSpec, sink: Sink, schema: Schema, store: RunStore, emit: Emit) -> Target:
+    """A target pinned to the new physical collection of a reindex (created, or resumed)."""
+    old = sink.physical
+    new = physical_name(sink.config.collection, schema)
+    if store.sink_state(pipeline, spec.key).staging != new:
+        store.begin_reindex(pipeline, spec.key, new)
+    sink.pin(new)
+    sink.ensure(schema)
+    key = staging_key(spec.key, new)
+    states = store.sources(pipeline, key)
+    emit("reindex", sink=spec.key, old=old, new=new, resumed=sum(s.hash is not None for s in states.values()),
+         message=f"{spec.label}: model changed: reindex into {new}, then switch {_how(sink)}")
+    return Target(spec, sink, states, state_key=key, reindex=(old, new))
+
+
+def _finish_interrupted_switch(pipeline: str, spec: SinkSpec, sink: Sink, store: RunStore, emit: Emit) -> None:
+    """A run killed between switching the logical name and moving the rows: the name already points at the
+    staged collection, so only the store's half of the switch is left."""
+    state = store.sink_state(pipeline, spec.key)
+    if state.staging is not None and sink.physical == state.staging:
+        _promote(pipeline, spec, sink, store, state.physical or spec.raw.get("collection", ""), emit)
+
+
+def drift(pipeline: str, target: Target, store: RunStore, shard: Shard, emit: Emit) -> None:
+    """Mark this shard's sources stale for the target when its collection is not the one the store knows."""
+    sink, key = target.sink, target.state_key
+    generation = sink.generation()
+    known = store.sink_state(pipeline, key)
+    sources, records = store.committed_records(pipeline, key)
+    why = None
+    if sources:
+        if sink.created:
+            why = "was recreated"
+        elif known.generation is not None and known.generation != generation:
+            why = "was recreated (another generation marker than the run store committed into)"
+        elif (count := sink.count()) < records:
+            why = f"holds {count} records, fewer than the {records} committed"
+    stale = [s for s, st in target.states.items() if st.hash is not None and shard.owns(s)] if why else []
+    if why or (known.generation, known.physical) != (generation, sink.physical):
+        store.record_generation(pipeline, key, generation, sink.physical, stale)
+    if why:
+        for s in stale:
+            target.states[s] = _stale(target.states[s])
+        emit("sink_recreated", sink=target.key, reason=why, sources=len(stale),
+             message=f"{target.spec.label}: sink {why}: backfilling {len(stale)} sources")
+
+
+def switch(pipeline: str, target: Target, store: RunStore, emit: Emit) -> None:
+    """After every source was committed into the staged collection: point the logical name at it."""
+    assert target.reindex is not None
+    target.sink.point()
+    _promote(pipeline, target.spec, target.sink, store, target.reindex[0], emit)
+    target.state_key, target.reindex = target.key, None
+
+
+def _promote(pipeline: str, spec: SinkSpec, sink: Sink, store: RunStore, old: str, emit: Emit) -> None:
+    state = store.sink_state(pipeline, spec.key)
+    retired = [r for r in state.retired if r[0] not in (old, sink.physical)]
+    if old and old != sink.physical:
+        retired.append((old, time.time()))
+    store.promote(pipeline, spec.key, old, sink.physical, sink.generation(), retired)
+    emit("switched", sink=spec.key, old=old, new=sink.physical,
+         message=f"{spec.label}: switched {sink.config.collection} from {old} to {sink.physical}")
+
+
+def drop_retired(pipeline: str, target: Target, store: RunStore, emit: Emit) -> None:
+    """Drop the retired collections beyond `keep_previous` once their grace period is over."""
+    config: Any = target.sink.config
+    retired = store.sink_state(pipeline, target.key).retired
+    keep = retired[len(retired) - config.keep_previous:] if config.keep_previous else []
+    now = time.time()
+    expired = [r for r in retired if r not in keep and now - r[1] >= config.drop_after_s]
+    if not expired:
+        return
+    for physical, _ in expired:
+        if physical != target.sink.physical:
+            target.sink.drop_other(physical)
+            store.forget_sink(pipeline, staging_key(target.key, physical))
+            emit("dropped", sink=target.key, collection=physical,
+                 message=f"{target.spec.label}: dropped the retired collection {physical}")
+    store.set_retired(pipeline, target.key, [r for r in retired if r not in expired])
+
+
+def _stale(state: SourceState) -> SourceState:
+    return SourceState(None, None, state.high_water, state.updated_at)
+
+
+def _how(sink: Sink) -> str:
+    return "alias" if sink.aliases else "the manifest pointer"
