@@ -103,6 +103,46 @@ def check_sinks(p: Pipeline, models: ModelDirectory) -> tuple[list[Problem], lis
     return problems, [row]
 
 
+def reindex_outlook(p: Pipeline, models: ModelDirectory) -> dict[str, str]:
+    """Per sink label: what a run does about the collection's schema ("model changed: reindex into ...").
+    An embedded database that does not exist yet is not opened (opening would create it)."""
+    from connectors import open_sink
+    from connectors.base import physical_name
+    from pipelines.targets import current_schema
+
+    if p.kind != "ingest":
+        return {}
+    try:
+        wanted = _schema(sink_schema(p, models))
+    except PipelineError:
+        return {}
+    out: dict[str, str] = {}
+    for spec in p.sinks:
+        location = spec.raw.get("path") or spec.raw.get("uri")
+        if isinstance(location, str) and "://" not in location and not Path(location).exists():
+            out[spec.label] = "new collection"
+            continue
+        try:
+            sink = open_sink(spec.raw)
+        except ConnectorError:
+            continue  # check_sinks reports it
+        try:
+            current = current_schema(sink)
+            if current is None:
+                out[spec.label] = "new collection"
+            elif current == wanted:
+                out[spec.label] = f"in place ({sink.physical})"
+            else:
+                how = "alias" if sink.aliases else "pointer"
+                out[spec.label] = (f"model changed: reindex into {physical_name(sink.config.collection, wanted)}, "
+                                   f"then switch {how}")
+        except ConnectorError as e:
+            out[spec.label] = e.message
+        finally:
+            sink.close()
+    return out
+
+
 def _check_schema(raw: dict[str, Any], schema: Any) -> None:
     """What the database can hold, checked without creating anything: an embedded database whose folder does
     not exist yet is not opened (opening would create it); its class's rules need no connection."""
