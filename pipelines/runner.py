@@ -7,8 +7,9 @@ Incremental: a source whose content hash and steps fingerprint a sink already co
 that sink; a changed one gets its new chunks written, then its stale chunks deleted (pipelines.writer);
 with `sync_deletions`, sources that disappeared are deleted once every file was read. Failures: model
 steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
-sink writes are retried per batch and sink; what still fails goes to the dead-letter file, and
-`retry_dlq` replays it. Each sink is opened by pipelines.targets: a sink that no longer holds what the
+an engine still unreachable after the retries stops the run as failed (a rerun resumes it). Sink
+writes are retried per batch and sink; what still fails goes to the dead-letter file, and `retry_dlq`
+replays it. Each sink is opened by pipelines.targets: a sink that no longer holds what the
 run store committed is backfilled, `full` reprocesses everything, and a changed sink schema is written
 into a new collection that replaces the old one only once every source is in it (blue/green).
 """
@@ -340,6 +341,12 @@ class IngestRunner:
         try:
             self._apply(steps, live, retries=self.p.retry.attempts)
         except Exception as e:
+            if getattr(e, "code", None) == "unreachable":
+                # No document is at fault: stop here rather than dead-letter the whole corpus, each batch
+                # after its own full retry budget. What is not committed is simply redone by a rerun.
+                raise PipelineError(f"engine: {e.message.removeprefix('server: ')} (after "
+                                    f"{self.p.retry.attempts} attempt(s)); the run stopped: rerun to resume",
+                                    field="engine", code="unreachable", status=503) from None
             if len(live) == 1:
                 live[0].failed["*"] = f"steps: {_reason(e)}"
             else:

@@ -76,10 +76,11 @@ class ChromaProcess:
 
 
 class Server:
-    """`sie serve` in a subprocess on a free loopback port (extra `args`, e.g. --pipelines DIR)."""
+    """`sie serve` in a subprocess on a loopback port (a free one unless given: a restart reuses its
+    predecessor's), with extra `args`, e.g. --pipelines DIR."""
 
-    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
         self.log = open(Path(env.get("SIE_TEST_LOG_DIR", "/tmp")) / f"sie-serve-{self.port}.log", "w+")

@@ -1,6 +1,6 @@
 """Failures, for real: a Chroma server that goes away during a run (retries, then the dead-letter file,
 then a replay once it is back), one that comes back while the runner is still retrying, a document the
-engine refuses (isolated from its batch), and an engine that cannot be reached."""
+engine refuses (isolated from its batch), and an engine that cannot be reached (the run stops)."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ def test_a_document_the_engine_refuses_is_isolated_from_its_batch(tmp_path, engi
     sink.close()
 
 
-def test_an_engine_lost_mid_run_dead_letters_then_replays_against_a_live_one(tmp_path, engine_server,
-                                                                            pipeline_catalog):
+def test_an_engine_lost_mid_run_stops_the_run_and_a_rerun_completes(tmp_path, engine_server,
+                                                                   pipeline_catalog):
     from servers import Server, free_port
 
     from pipelines.engines import open_engine
@@ -157,7 +157,8 @@ def test_an_engine_lost_mid_run_dead_letters_then_replays_against_a_live_one(tmp
     nobody = run()
     assert nobody.state == "failed" and "engine.url: cannot list the server's models" in nobody.errors[0]
 
-    # An engine that goes away once the run has started: every batch fails its attempts -> dead letters.
+    # An engine that goes away once the run has started: the first batch exhausts its attempts and the
+    # run stops (no document is at fault, so nothing is dead-lettered); a plain rerun completes it.
     doomed = Server({"SIE_CATALOG_DIRS": str(pipeline_catalog), "SIE_CPU_PRECISION": "fp32",
                      "SIE_TEST_LOG_DIR": str(tmp_path)})
     path = write_pipeline(tmp_path, text.format(url=doomed.url))
@@ -165,11 +166,12 @@ def test_an_engine_lost_mid_run_dead_letters_then_replays_against_a_live_one(tmp
         down = run(listener=lambda event, data: doomed.stop() if event == "run_started" else None)
     finally:
         doomed.stop()
-    assert down.state == "partial" and down.dead_letters == 3
-    assert all("unreachable" in e["error"] for e in dead_letters(tmp_path)), dead_letters(tmp_path)[0]
+    assert down.state == "failed" and down.dead_letters == 0 and dead_letters(tmp_path) == []
+    assert down.errors == [f"engine: cannot reach {doomed.url}: ConnectError: All connection attempts failed "
+                           "(after 2 attempt(s)); the run stopped: rerun to resume"]
     path = write_pipeline(tmp_path, text.format(url=engine_server.url))
-    replay = run(retry_dlq=True)
-    assert replay.state == "succeeded" and dead_letters(tmp_path) == []
+    rerun = run()
+    assert rerun.state == "succeeded" and rerun.counters["stages"]["read"] == 3
     sink = open_sink_of(path)
     assert sink.count() == 6
     sink.close()
