@@ -10,7 +10,10 @@ envelope:
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,4 +143,17 @@ def mount(app: FastAPI, folder: str | Path, *, store: str | None = None) -> RunM
             raise Draining("server: draining after SIGTERM; send new work to another replica", retry_after=5)
 
     app.include_router(router, dependencies=[Depends(authorized)])
+    served = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        # Runs are stopped (and marked interrupted) at shutdown, while their engine is still open: after
+        # SIGTERM uvicorn re-raises the signal once it has shut down, so an atexit hook would never run.
+        async with served(app) as state:
+            try:
+                yield state
+            finally:
+                await asyncio.to_thread(manager.close)
+
+    app.router.lifespan_context = lifespan
     return manager

@@ -153,9 +153,14 @@ class IngestRunner:
         finally:
             for t in targets:
                 t.sink.close()
-            self.emit("run_finished", state=state, dead_letters=dead)
-            self.store.update_run(run.id, state=state, counters=self.counters.snapshot(), errors=self.errors,
-                                  finished=True)
+            try:
+                self.emit("run_finished", state=state, dead_letters=dead)
+                self.store.update_run(run.id, state=state, counters=self.counters.snapshot(), errors=self.errors,
+                                      finished=True)
+            except PipelineError as e:  # the run store itself fails (disk full, read-only): the report says so
+                state = "failed"
+                if e.message not in self.errors:
+                    self.errors.append(e.message)
         return RunReport(run.id, state, self.counters.snapshot(), list(self.errors), dead,
                          round(time.monotonic() - started, 3))
 

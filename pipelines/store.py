@@ -20,6 +20,7 @@ Every method is one transaction; a killed process leaves each one applied or not
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -371,10 +372,19 @@ def open_store(url: str | Path) -> RunStore:
                                 code="store_unavailable", status=503) from None
         return RunStore(conn, "postgres", re.sub(r"//[^@/]*@", "//***@", text))
     path = Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # WAL: a killed writer never corrupts the file, readers (the REST API) are not blocked by the runner,
-    # and shards sharing one file wait for each other (busy timeout) instead of failing.
-    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level="DEFERRED")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL: a killed writer never corrupts the file, readers (the REST API) are not blocked by the runner,
+        # and shards sharing one file wait for each other (busy timeout) instead of failing.
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level="DEFERRED")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except (OSError, sqlite3.Error) as e:
+        if conn is not None:
+            conn.close()
+        read_only = path.parent.is_dir() and not os.access(path.parent, os.W_OK)
+        raise PipelineError(f"run store ({path}): cannot open it: {type(e).__name__}: {e}"
+                            + ("; its folder is read-only" if read_only else ""), field="store",
+                            code="store_unavailable", status=503) from None
     return RunStore(conn, "sqlite", str(path))

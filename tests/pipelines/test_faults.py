@@ -8,13 +8,16 @@ kill -9 of the runner itself.)"""
 
 from __future__ import annotations
 
+import errno
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from pipeline_helpers import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
-from servers import Server
+from servers import SIE, ChromaProcess, Server, chroma_cli
 
 # 24 sources of 2 chunks, batches of 4 chunks: 12 engine calls, so a fault after the first commit
 # lands with most of the run still ahead.
@@ -159,3 +162,208 @@ def open_sink_key(path: Path, index: int = 0) -> str:
     from pipelines.spec import load_pipeline
 
     return load_pipeline(path).sinks[index].key
+
+
+# -- a Chroma server lost by one of two sinks ------------------------------------------------------
+FANOUT = """\
+    name: faults
+    source: {{type: files, root: ./docs}}
+    steps:
+      - chunk: {{by: paragraphs, size: 1}}
+      - encode: {{model: tiny/embed}}
+    sinks:
+      - {{type: lancedb, uri: ./lance, collection: faults}}
+      - {{type: chroma, url: "{url}", collection: faults}}
+    batch: {{size: 4, queue: 1}}
+    retry: {{attempts: 2, backoff_s: 0.05, max_backoff_s: 0.2}}
+"""
+
+
+@pytest.mark.skipif(chroma_cli() is None, reason="the chroma CLI (pip package chromadb) is missing")
+def test_one_of_two_sinks_lost_mid_run_the_other_keeps_committing_and_the_lost_one_resumes(tmp_path, engine):
+    chroma = ChromaProcess(tmp_path / "chroma-server").start()
+    try:
+        write_docs(tmp_path)
+        path = write_pipeline(tmp_path, FANOUT.format(url=chroma.url))
+        lance, remote = (open_sink_key(path, i) for i in range(2))
+
+        def listener(event: str, data: dict) -> None:
+            if event == "committed" and data["sink"] == remote and chroma.proc is not None:
+                chroma.stop()       # after the first batch is in both: the rest reaches LanceDB only
+
+        report = ingest(path, engine, listener=listener)
+        assert report.state == "partial"
+        sinks = report.counters["sinks"]
+        assert sinks[lance]["committed"] == len(DOCS) and sinks[lance]["failed"] == 0
+        lost = len(DOCS) - sinks[remote]["committed"]
+        assert 0 < lost < len(DOCS) and report.dead_letters == lost
+        assert all(e.startswith(f"dead letter: {remote}: ") for e in report.errors), report.errors
+
+        chroma.start()
+        rerun = ingest(path, engine)
+        assert rerun.state == "succeeded", rerun.errors
+        sinks = rerun.counters["sinks"]
+        assert sinks[lance]["skipped"] == len(DOCS) and sinks[lance]["written"] == 0
+        assert sinks[remote]["committed"] == lost and sinks[remote]["skipped"] == len(DOCS) - lost
+        assert not (tmp_path / ".sie" / "dlq" / "faults.jsonl").exists()   # the rerun resolved them all
+        assert_exactly(path, DOCS, 0)
+        assert_exactly(path, DOCS, 1)
+    finally:
+        chroma.stop()
+
+
+# -- the run store's disk full or read-only --------------------------------------------------------
+LOCAL = """\
+    name: faults
+    source: {type: files, root: ./docs}
+    steps:
+      - chunk: {by: paragraphs, size: 1}
+      - encode: {model: tiny/embed}
+    sinks:
+      - {type: lancedb, uri: ./lance, collection: faults}
+    batch: {size: 4, queue: 1}
+"""
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs: a real filesystem that fills up (ENOSPC) and can be remounted read-only."""
+    where = tmp_path / "store-disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the filesystem is full."""
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    return filler
+
+
+def assert_store_knows_every_record(path: Path, store_path: Path) -> None:
+    """Every record in the sink is one the run store has a row for, below that row's high-water mark
+    (so a rerun finds it again), and there is no record outside a clean run's ids."""
+    from pipelines.store import open_store
+
+    store = open_store(store_path)
+    try:
+        known = store.sources("faults", open_sink_key(path))
+    finally:
+        store.close()
+    sink = open_sink_of(path)
+    try:
+        expected = chunk_ids("faults", DOCS)
+        stored = sink.get(list(expected))
+        assert sink.count() == len(stored)
+        for rid in stored:
+            source, i = expected[rid]
+            assert source in known and i < known[source].high_water, (source, i)
+    finally:
+        sink.close()
+
+
+def test_run_store_disk_full_mid_run_fails_naming_the_path_and_a_rerun_completes(tmp_path, engine, small_disk):
+    write_docs(tmp_path)
+    path = write_pipeline(tmp_path, LOCAL)
+    store_path = small_disk / "runs.sqlite"
+    filled: list[Path] = []
+
+    def listener(event: str, data: dict) -> None:
+        if event == "committed" and not filled:
+            filled.append(fill(small_disk))
+
+    report = ingest(path, engine, store_path=store_path, listener=listener)
+    assert report.state == "failed"
+    assert any(e.startswith(f"run store ({store_path}): ") and "full" in e for e in report.errors), report.errors
+    filled[0].unlink()
+    assert_store_knows_every_record(path, store_path)
+    rerun = ingest(path, engine, store_path=store_path)
+    assert rerun.state == "succeeded", rerun.errors
+    assert_exactly(path, DOCS)
+
+
+def test_run_store_disk_read_only_the_run_refuses_to_start_naming_the_path(tmp_path, engine, small_disk, cli_env):
+    write_docs(tmp_path)
+    path = write_pipeline(tmp_path, LOCAL)
+    store_path = small_disk / "runs.sqlite"
+    write_corpus(tmp_path / "docs", {"d00.md": paragraphs("d00.md", 1, 2)})
+    first = ingest(path, engine, store_path=store_path)       # the store exists and knows the sink's records
+    assert first.state == "succeeded"
+    write_corpus(tmp_path / "docs", {"new.md": "a document the store would have to learn about"})
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        proc = subprocess.run([SIE, "run", str(path), "--store", str(store_path)], env=cli_env, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"run store ({store_path}): cannot open it: " in proc.stderr, proc.stderr
+    assert "its folder is read-only" in proc.stderr, proc.stderr
+    assert_store_knows_every_record(path, store_path)         # nothing was written that it does not know
+    sink = open_sink_of(path)
+    assert sink.count() == 2 * len(DOCS)
+    sink.close()
+    rerun = ingest(path, engine, store_path=store_path)
+    assert rerun.state == "succeeded" and rerun.counters["stages"]["read"] == 1
+
+
+# -- SIGTERM to `sie serve --pipelines` during a run started over REST ------------------------------
+def test_sigterm_during_a_rest_run_marks_it_interrupted_and_a_new_post_resumes_it(tmp_path, pipeline_catalog):
+    from pipelines.store import open_store
+
+    docs = {f"s{i:03}.md": 2 for i in range(80)}     # 80 batches of 2 chunks: seconds of work, not ms
+    write_corpus(tmp_path / "docs", {n: paragraphs(n, 1, c) for n, c in docs.items()})
+    key = open_sink_key(write_pipeline(tmp_path, LOCAL.replace("size: 4", "size: 2")))
+    env = {**engine_env(pipeline_catalog, tmp_path), "SIE_API_KEYS": "faults-key"}
+    server = Server(env, ("--pipelines", str(tmp_path)))
+    try:
+        with server.client() as c:
+            run_id = c.post("/v1/pipelines/faults/runs", json={}).json()["id"]
+            deadline = time.monotonic() + 60
+            while c.get(f"/v1/runs/{run_id}").json()["counters"].get("sinks", {}).get(key, {}).get("committed", 0) == 0:
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.05)
+        rc = server.stop(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM once it has shut down: the exit status says the signal, not a kill
+        assert rc in (0, -signal.SIGTERM), rc
+    finally:
+        server.stop()
+    store = open_store(tmp_path / ".sie" / "runs.sqlite")
+    try:
+        interrupted = store.get_run(run_id)
+        committed = sum(s.hash is not None for s in store.sources("faults", key).values())
+    finally:
+        store.close()
+    assert interrupted.state == "interrupted" and interrupted.finished_at is not None, interrupted
+    assert interrupted.errors == [], interrupted.errors
+    assert 0 < committed < len(docs), "SIGTERM landed after the run had finished"
+
+    server = Server(env, ("--pipelines", str(tmp_path)))
+    try:
+        with server.client() as c:
+            resumed = c.post("/v1/pipelines/faults/runs", json={}).json()
+            deadline = time.monotonic() + 120
+            while (run := c.get(f"/v1/runs/{resumed['id']}").json())["state"] in ("queued", "running"):
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.1)
+    finally:
+        server.stop()
+    assert run["state"] == "succeeded", run
+    assert run["counters"]["stages"]["skipped"] == committed
+    assert run["counters"]["stages"]["read"] == len(docs) - committed
+    sink = open_sink_of(tmp_path / "pipeline.yaml")
+    try:
+        assert sink.count() == 2 * len(docs)
+    finally:
+        sink.close()
