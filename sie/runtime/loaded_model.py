@@ -9,6 +9,12 @@ from pathlib import Path
 
 import torch
 
+# transformers resolves its names lazily, and not thread-safely: the pool's two load threads, each the
+# first to touch it, fail with "cannot import name 'AutoConfig' from 'transformers'" (seen when the first
+# requests for two models arrive together). Resolving the entry points the loads use, once, at import
+# time, prevents it.
+from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
+
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
@@ -123,8 +129,6 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
 def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
                        cpu_token_budget: int = 2048) -> int:
     """Upper bound of a model's footprint before loading it (weights in the compute dtype + reserve)."""
-    from transformers import AutoConfig
-
     folder = resolve_weights(card.source, allow_downloads=allow_downloads)
     dtype = torch.float32 if device.type == "cpu" else _CUDA_DTYPES[card.precision.cuda]
     budget = card.token_budget if device.type != "cpu" else min(card.token_budget, max(cpu_token_budget,
