@@ -9,9 +9,11 @@
       keep_previous: 1              # blue/green reindex: retired collections kept for rollback
       drop_after_s: 600             # ... and how long the others stay before they are dropped
 
-Any string may contain `${NAME}` references, replaced from the environment before validation; a reference
-to an unset variable fails naming the key. Secret keys (`api_key`) must be exactly one `${NAME}` reference,
-never a literal, so configs can be committed. Each sink module defines its config as a subclass of
+Any string may contain `${NAME}` references, replaced from the environment before validation, or
+`${NAME:-default}` (POSIX: the default when NAME is unset or empty); a reference to an unset variable
+without a default fails naming the key. Secret keys (`api_key`) must be exactly one `${NAME}` reference,
+never a literal and without a default, so configs can be committed. `expand_env` is the one implementation
+of this syntax: the pipeline spec uses it too. Each sink module defines its config as a subclass of
 `SinkConfig`; errors name the key as `sink.<key>` and list the valid options.
 """
 
@@ -19,15 +21,39 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from connectors.errors import ConnectorError
 
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: `${NAME}` or `${NAME:-default}`; a default runs to the first `}` (no nested references).
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 SECRET_KEYS = frozenset({"api_key"})
+
+
+def expand_env(text: str, env: Mapping[str, str], missing: Callable[[str, int], str]) -> str:
+    """`text` with each reference replaced: the variable's value, else its default, else `missing(name, start)`
+    (which raises, or returns a placeholder; `start` is where the reference begins in `text`)."""
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value is not None and (value != "" or default is None):
+            return value
+        return default if default is not None else missing(name, match.start())
+    return ENV_REF.sub(substitute, text)
+
+
+def env_names(text: str) -> list[str]:
+    """The variables `text` refers to."""
+    return [m.group(1) for m in ENV_REF.finditer(text)]
+
+
+def is_secret_reference(value: Any) -> bool:
+    """A secret's only accepted form: exactly one `${NAME}`, no default (a default would be a literal)."""
+    match = ENV_REF.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and match.group(2) is None
 
 
 class SinkConfig(BaseModel):
@@ -59,7 +85,7 @@ def resolve_env(raw: Any, env: Mapping[str, str], path: str = "sink") -> Any:
         out = {}
         for key, value in raw.items():
             sub = f"{path}.{key}"
-            if key in SECRET_KEYS and value is not None and not (isinstance(value, str) and ENV_REF.fullmatch(value)):
+            if key in SECRET_KEYS and value is not None and not is_secret_reference(value):
                 raise ConnectorError(f"{sub} is a secret: give it as an ${{ENV_VAR}} reference, not a literal value",
                                      field=sub)
             out[key] = resolve_env(value, env, sub)
@@ -67,13 +93,10 @@ def resolve_env(raw: Any, env: Mapping[str, str], path: str = "sink") -> Any:
     if isinstance(raw, list):
         return [resolve_env(item, env, f"{path}[{i}]") for i, item in enumerate(raw)]
     if isinstance(raw, str):
-        def substitute(match: re.Match) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConnectorError(f"{path} references ${{{name}}}, but the environment variable {name} is not set",
-                                     field=path)
-            return env[name]
-        return ENV_REF.sub(substitute, raw)
+        def missing(name: str, _start: int) -> str:
+            raise ConnectorError(f"{path} references ${{{name}}}, but the environment variable {name} is not set",
+                                 field=path)
+        return expand_env(raw, env, missing)
     return raw
 
 

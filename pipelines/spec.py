@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.config import ENV_REF
+from connectors.config import env_names, expand_env, is_secret_reference
 from connectors.ids import canonical_json, content_hash
 from pipelines.errors import Problem, SpecError
 from pipelines.steps import REGISTRIES, step_class
@@ -296,8 +296,7 @@ class _Validator:
     def secrets(self, node: Any, path: tuple) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
-                if key in SECRET_KEYS and value is not None and not (isinstance(value, str)
-                                                                     and ENV_REF.fullmatch(value)):
+                if key in SECRET_KEYS and value is not None and not is_secret_reference(value):
                     self.fail((*path, key), "a secret: give it as an ${ENV_VAR} reference, never a literal value")
                 else:
                     self.secrets(value, (*path, key))
@@ -306,7 +305,8 @@ class _Validator:
                 self.secrets(item, (*path, i))
 
     def resolve(self, value: Any, path: tuple) -> Any:
-        """${VAR} references replaced from the environment (strings inside mappings and lists too)."""
+        """${VAR} and ${VAR:-default} references replaced from the environment (strings inside mappings and
+        lists too)."""
         if isinstance(value, Mapping):
             return {k: self.resolve(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -314,16 +314,13 @@ class _Validator:
         if not isinstance(value, str):
             return value
 
-        def sub(m: re.Match) -> str:
-            name = m.group(1)
-            if name in self.env:
-                return self.env[name]
+        def missing(name: str, start: int) -> str:
             if self.strict_env:
                 self.fail(path, f"references ${{{name}}}, but the environment variable {name} is not set")
             # A URL-typed field must still parse as one; its real value is checked when the variable is set.
-            scheme = URL_SCHEMES.get(path[-1]) if path and m.start() == 0 else None
+            scheme = URL_SCHEMES.get(path[-1]) if path and start == 0 else None
             return f"{scheme}://unset-{name}" if scheme else f"unset-{name}"
-        return ENV_REF.sub(sub, value)
+        return expand_env(value, self.env, missing)
 
     def engine(self, raw: Any) -> EngineConfig | None:
         if raw is None or raw == "local":
@@ -394,7 +391,7 @@ class _Validator:
         env, checked = dict(self.env), raw
         if not self.strict_env:  # placeholders as in `resolve`; secrets stay references (the connectors insist)
             checked = {k: v if k in SECRET_KEYS else self.resolve(v, (*path, k)) for k, v in raw.items()}
-            env.update({m: f"unset-{m}" for m in ENV_REF.findall(canonical_json(checked)) if m not in env})
+            env.update({m: f"unset-{m}" for m in env_names(canonical_json(checked)) if m not in env})
         try:
             load_config(checked, env)
         except ConnectorError as e:

@@ -79,10 +79,21 @@ def test_env_references_are_resolved_and_unset_ones_fail_naming_the_key():
     assert err.field == "sink.api_key" and "QKEY" in err.message and "not set" in err.message
 
 
+def test_a_default_applies_when_the_variable_is_unset_or_empty():
+    raw = {"type": "qdrant", "collection": "${PREFIX:-dev}_docs", "url": "${QDRANT_URL:-http://127.0.0.1:6333}"}
+    assert load_config(raw, {}).collection == "dev_docs"
+    assert load_config(raw, {"PREFIX": ""}).collection == "dev_docs"          # POSIX ':-': empty counts as unset
+    config = load_config(raw, {"PREFIX": "prod", "QDRANT_URL": "http://q:6333"})
+    assert (config.collection, config.url) == ("prod_docs", "http://q:6333")
+    assert load_config({**raw, "collection": "${PREFIX}_x"}, {"PREFIX": ""}).collection == "_x"  # no default: as set
+
+
 def test_secrets_must_be_env_references():
     err = error({"type": "qdrant", "collection": "docs", "url": "http://q:6333", "api_key": "plain-text-key"})
     assert err.field == "sink.api_key" and "${ENV_VAR}" in err.message
     assert "plain-text-key" not in err.message
+    err = error({"type": "qdrant", "collection": "docs", "url": "http://q:6333", "api_key": "${KEY:-plain-key}"})
+    assert err.field == "sink.api_key" and "plain-key" not in err.message  # a default would be a literal secret
 
 
 def test_defaults_and_batch_sizes():

@@ -180,3 +180,28 @@ def test_env_references_in_step_settings_are_resolved(tmp_path):
     assert [s.config.model for s in p.steps if s.name in ("encode", "rerank")] == ["all-MiniLM-L6-v2", "tiny/ce"]
     with pytest.raises(SpecError, match=r"q.yaml:6:\d+ steps\[2\].rerank.model: references \$\{RERANKER\}"):
         load_pipeline(path, env={"EMBEDDER": "all-MiniLM-L6-v2"}, strict_env=True)
+
+
+def test_env_defaults_apply_wherever_references_are_accepted(tmp_path):
+    text = textwrap.dedent("""\
+        name: defaults
+        engine: {url: "${ENGINE_URL:-http://127.0.0.1:8080}", api_key: "${KEY}"}
+        source: {type: files, root: "${DATA:-./docs}"}
+        steps:
+          - extract: {model: "${CLASSIFIER:-tiny/nli}", labels: [a, b], classes_into: topic}
+          - encode: {model: tiny/embed}
+        sinks:
+          - {type: qdrant, url: "${QDRANT_URL:-http://127.0.0.1:6333}", collection: "${COLLECTION:-kb}"}
+    """)
+    p = parse_pipeline(text, "d.yaml", tmp_path, env={"KEY": "k"}, strict_env=True)
+    assert p.engine.url == "http://127.0.0.1:8080" and p.source.root == str(tmp_path / "docs")
+    assert p.steps[0].config.model == "tiny/nli"
+    assert p.sinks[0].raw["collection"] == "${COLLECTION:-kb}"               # the connector resolves it
+    from connectors.registry import load_config
+
+    assert load_config(p.sinks[0].raw, {}).collection == "kb"
+    env = {"KEY": "k", "ENGINE_URL": "https://sie:443", "CLASSIFIER": "tiny/other", "DATA": "/srv"}
+    p = parse_pipeline(text, "d.yaml", tmp_path, env=env, strict_env=True)
+    assert (p.engine.url, p.steps[0].config.model, p.source.root) == ("https://sie:443", "tiny/other", "/srv")
+    with pytest.raises(SpecError, match=r"d.yaml:2:\d+ engine.api_key: a secret: give it as an"):
+        parse_pipeline(text.replace('"${KEY}"', '"${KEY:-literal}"'), "d.yaml", tmp_path, env={}, strict_env=True)
