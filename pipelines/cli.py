@@ -70,7 +70,7 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
     from rich.console import Console
 
     from pipelines.engines import open_engine
-    from pipelines.progress import JsonLines, RichProgress, summary_table
+    from pipelines.progress import JsonLines, RichProgress, refusal_lines, summary_table
     from pipelines.runner import IngestRunner, RunOptions
     from pipelines.sources import Shard
     from pipelines.store import open_store
@@ -82,6 +82,8 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
                                         retry_dlq=retry_dlq, full=full))
     run_store = _guard(lambda: open_store(_store_url(store, file)))
     console = Console(stderr=True)
+    if not console.is_terminal:  # into a pipe or a file the summary is printed whole, not cut to 80 columns
+        console.width = max(console.width, 160)
     mode = progress if progress != "auto" else ("rich" if console.is_terminal else "none")
     engine, close = _guard(lambda: open_engine(p.engine))
     stop = threading.Event()
@@ -108,6 +110,8 @@ def run(file: Path = typer.Argument(..., help="The ingest pipeline (YAML)."),
                           "seconds": report.seconds}))
     else:
         console.print(summary_table(report, labels))
+        for line in refusal_lines(report.counters):
+            console.print(line, highlight=False, markup=False)
         for line in report.counters.get("notes", []):
             console.print(f"[cyan]note[/cyan] {line}")
         for line in report.errors:
@@ -248,7 +252,8 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
                    + (f" · {s['collection']}" if s.get("collection") else ""))
     if outlook and outlook.get("type") == "files":
         out.append(f"  source {outlook['root']} {outlook.get('patterns')}: {outlook.get('files', 0)} files, "
-                   f"{outlook.get('sources', 0)} sources")
+                   f"{outlook.get('sources', 0)} sources, {outlook.get('refused', 0)} refused")
+        out += [f"    refused {line}" for line in outlook.get("refusals") or []]
         for label, n in (outlook.get("per_sink") or {}).items():
             out.append(f"    {label}: would process {n['process']}, skip {n['skip']}, vanished {n['vanished']}")
     typer.echo("\n".join(out))

@@ -185,10 +185,11 @@ def source_outlook(p: Pipeline, store: Any, shard: Any) -> dict[str, Any]:
         states = store.sources(p.name, spec.key) if store is not None else {}
         todo = sum(1 for d in docs if (s := states.get(d.id)) is None or s.hash != d.hash
                    or s.fingerprint != fingerprint)
-        gone = sum(1 for s in states if s not in {d.id for d in docs} and shard.owns(s))
+        gone = sum(1 for s in states if s not in {d.id for d in docs} and shard.owns(s) and not source.protects(s))
         per_sink[spec.label] = {"process": todo, "skip": len(docs) - todo, "vanished": gone}
     return {"type": "files", "root": p.source.root, "patterns": p.source.glob, "files": len(paths),
-            "sources": len(docs), "unreadable": source.errors[:20], "per_sink": per_sink}
+            "sources": len(docs), "refused": len(source.refused),
+            "refusals": [str(r) for r in source.refused[:20]], "per_sink": per_sink}
 
 
 def raise_if(problems: list[Problem]) -> None:

@@ -68,6 +68,8 @@ class RichProgress:
             where = self.sinks.get(data.get("sink", ""), data.get("stage", "steps"))
             p.console.print(f"[yellow]retry[/yellow] {where} attempt {data['attempt']}: {data['error']} "
                             f"(next in {data['delay_s']} s)")
+        elif event == "refused":
+            p.console.print(f"[yellow]refused[/yellow] {data['path']}: {data['reason']}", highlight=False)
         elif "message" in data:   # backfill of a recreated sink, reindex, switch
             p.console.print(f"[cyan]note[/cyan] {data['message']}")
         elif event == "dead_letter":
@@ -86,9 +88,18 @@ class JsonLines:
 def summary_table(report: Any, sinks: dict[str, str]) -> Table:
     stages = report.counters["stages"]
     table = Table(title=f"run {report.run_id[:12]} · {report.state} · {report.seconds:.1f} s")
-    for column in ("sink", "read", "chunked", "written", "skipped", "failed", "deleted"):
+    for column in ("sink", "read", "refused", "chunked", "written", "skipped", "failed", "deleted"):
         table.add_column(column, justify="left" if column == "sink" else "right")
     for key, counts in report.counters["sinks"].items():
-        table.add_row(sinks.get(key, key), str(stages["read"]), str(stages["chunked"]), str(counts["written"]),
-                      str(counts["skipped"]), str(counts["failed"]), str(counts["deleted"]))
+        table.add_row(sinks.get(key, key), str(stages["read"]), str(stages.get("refused", 0)),
+                      str(stages["chunked"]), str(counts["written"]), str(counts["skipped"]), str(counts["failed"]),
+                      str(counts["deleted"]))
     return table
+
+
+def refusal_lines(counters: dict[str, Any]) -> list[str]:
+    """What the source rules refused, one line each, printed under the summary table."""
+    refusals = counters.get("refusals") or []
+    lines = [f"refused {r['path']}: {r['reason']}" for r in refusals]
+    more = counters["stages"].get("refused", 0) - len(refusals)
+    return lines + ([f"refused: {more} more (the first {len(refusals)} are listed)"] if more > 0 else [])

@@ -29,7 +29,7 @@ from connectors.errors import ConnectorError
 from pipelines.dlq import DeadLetters
 from pipelines.errors import PipelineError
 from pipelines.models import directory_for
-from pipelines.sources import Document, FileSource, Shard
+from pipelines.sources import Document, FileSource, Refusal, Shard
 from pipelines.spec import FilesSource, Pipeline
 from pipelines.steps import step_class
 from pipelines.steps.base import Chunk, IngestStep, StepContext
@@ -66,26 +66,35 @@ class RunReport:
 
 
 class Counters:
-    """Per stage and per sink, thread-safe; the summary table and GET /v1/runs/{id} show them."""
+    """Per stage and per sink, thread-safe; the summary table and GET /v1/runs/{id} show them. `refused`
+    counts what the source rules would not read; `refusals` lists the first MAX_REFUSALS with their reasons."""
 
-    STAGE = ("listed", "read", "skipped", "chunked", "processed", "failed")
+    STAGE = ("listed", "read", "skipped", "chunked", "processed", "failed", "refused")
     SINK = ("skipped", "written", "failed", "deleted", "committed")
+    MAX_REFUSALS = 100
 
     def __init__(self, sinks: list[str]) -> None:
         self._lock = threading.Lock()
         self.stages = dict.fromkeys(self.STAGE, 0)
         self.sinks = {s: dict.fromkeys(self.SINK, 0) for s in sinks}
         self.notes: list[str] = []   # what the run did besides the counts (backfill, reindex, switch)
+        self.refusals: list[dict[str, str]] = []
 
     def add(self, name: str, n: int = 1, sink: str | None = None) -> None:
         with self._lock:
             bucket = self.stages if sink is None else self.sinks[sink]
             bucket[name] = bucket.get(name, 0) + n
 
+    def refuse(self, refusal: Refusal) -> None:
+        with self._lock:
+            self.stages["refused"] += 1
+            if len(self.refusals) < self.MAX_REFUSALS:
+                self.refusals.append({"path": refusal.path, "reason": refusal.reason})
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"stages": dict(self.stages), "sinks": {k: dict(v) for k, v in self.sinks.items()},
-                    "notes": list(self.notes)}
+                    "notes": list(self.notes), "refusals": list(self.refusals)}
 
 
 class IngestRunner:
@@ -219,10 +228,14 @@ class IngestRunner:
         if not isinstance(self.p.source, FilesSource):
             raise PipelineError("source: this pipeline reads records posted with a run request "
                                 "(POST /v1/pipelines/{name}/runs with records); none were given", field="records")
-        source = FileSource(self.p.source, options.shard)
+        source = FileSource(self.p.source, options.shard, on_refused=self._refused)
         paths = source.paths()
         self.emit("listed", files=len(paths))
         return source, source.documents(paths), set()
+
+    def _refused(self, refusal: Refusal) -> None:
+        self.counters.refuse(refusal)
+        self.emit("refused", path=refusal.path, reason=refusal.reason)
 
     def _replay(self, dlq: DeadLetters, targets: list[Target]) -> tuple[list[Work], set]:
         by_key = {t.key: t for t in targets}
@@ -414,12 +427,9 @@ class IngestRunner:
             self.errors.append("sync_deletions: only a run over the whole file source can tell what disappeared; "
                                "nothing was deleted")
             return
-        if not source.complete:
-            self.errors.append("sync_deletions: skipped because some files could not be read (see errors); "
-                               "their sources would have looked deleted")
-            return
-        for target in targets:
-            gone = sorted(s for s in target.states if s not in seen and options.shard.owns(s))
+        for target in targets:  # a refused source was not read this time: it did not vanish
+            gone = sorted(s for s in target.states if s not in seen and options.shard.owns(s)
+                          and not source.protects(s))
             for start in range(0, len(gone), 500):
                 deleted = writer.delete_sources(target, gone[start:start + 500])
                 if deleted < 0:

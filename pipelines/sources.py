@@ -4,9 +4,12 @@
 A document's id is its source id: the file's path relative to the root, or `path#row-id` for a row (the
 `id_field` value, else the 1-based line/row number). Its hash covers its text and metadata, so an edit
 anywhere in it is seen. Files are never read outside the root: patterns cannot hold `..`, and a path
-that is or passes through a symlink, or resolves outside the root, is refused and reported. Files over
-`max_file_bytes` are refused too. A shard owns the sources whose id hashes to its index, so N indexed
-jobs split any corpus deterministically.
+that is or passes through a symlink, or resolves outside the root, is refused. So is a file over
+`max_file_bytes`, one that is not text in `encoding`, one that cannot be read (permissions), a folder that
+cannot be listed, and a row without an id or text. Each refusal is a `Refusal` (path + reason) the run
+counts and lists; its sources are protected from `sync_deletions` (`protects`): refused is not vanished.
+A shard owns the sources whose id hashes to its index, so N indexed jobs split any corpus deterministically;
+a refused file is reported by the shard that owns its path.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import decimal
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,40 +72,82 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A file, row or folder the source rules would not read, and why (paths relative to the root)."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
 @dataclass
 class FileSource:
     config: FilesSource
     shard: Shard = Shard()
-    errors: list[str] = field(default_factory=list)
+    on_refused: Callable[[Refusal], None] | None = None
+    refused: list[Refusal] = field(default_factory=list)   # this shard's, in the order found
     unsupported: int = 0
+    _kept: set[str] = field(default_factory=set)           # refused files / row ids: not vanished
+    _kept_folders: set[str] = field(default_factory=set)   # folders that could not be listed ("" = the root)
 
     @property
     def complete(self) -> bool:
-        """True when every file was read: only then may vanished sources be deleted."""
-        return not self.errors
+        """True when nothing was refused: every file under the root was read."""
+        return not (self._kept or self._kept_folders)
+
+    def protects(self, source_id: str) -> bool:
+        """True when `source_id` may exist but was refused this time, so it must not look deleted."""
+        return (source_id in self._kept or any(source_id.startswith(f"{k}#") for k in self._kept)
+                or any(source_id.startswith(f"{k}/" if k else "") for k in self._kept_folders))
+
+    def _refuse(self, path: str, reason: str, source_id: str | None = None, folder: bool = False) -> None:
+        key = path if source_id is None else source_id
+        (self._kept_folders if folder else self._kept).add(key)
+        if self.shard.owns(key):
+            refusal = Refusal(path, reason)
+            self.refused.append(refusal)
+            if self.on_refused is not None:
+                self.on_refused(refusal)
 
     def paths(self) -> list[Path]:
         root = Path(self.config.root)
         if not root.is_dir():
             raise SourceError(f"source.root: {root} is not a folder", field="source.root")
         real_root = root.resolve()
+        self._unlisted_folders(root)
         found: dict[str, Path] = {}
+        refused: dict[str, str] = {}
         for pattern in self.config.glob:
             for path in root.glob(pattern):
                 rel = path.relative_to(root)
+                key = rel.as_posix()
+                if key in found or key in refused:
+                    continue  # matched by an earlier pattern
                 if any((root.joinpath(*rel.parts[: k + 1])).is_symlink() for k in range(len(rel.parts))):
-                    self.errors.append(f"{rel.as_posix()}: refused: a symlink (sources never follow links)")
+                    refused[key] = "a symlink (sources never follow links)"
+                elif not path.is_file():
                     continue
-                if not path.is_file():
-                    continue
-                if not path.resolve().is_relative_to(real_root):
-                    self.errors.append(f"{rel.as_posix()}: refused: outside the root {root}")
-                    continue
-                if path.suffix.lower() not in TEXT_SUFFIXES | TABLE_SUFFIXES:
+                elif not path.resolve().is_relative_to(real_root):
+                    refused[key] = f"outside the root {root}"
+                elif path.suffix.lower() not in TEXT_SUFFIXES | TABLE_SUFFIXES:
                     self.unsupported += 1
-                    continue
-                found.setdefault(rel.as_posix(), path)
+                else:
+                    found[key] = path
+        for key in sorted(refused):  # in a stable order, as the sources are
+            self._refuse(key, refused[key])
         return [found[k] for k in sorted(found)]
+
+    def _unlisted_folders(self, root: Path) -> None:
+        """Folders glob would silently skip (no permission to list them): their files did not vanish."""
+        def refuse(error: OSError) -> None:
+            rel = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
+            self._refuse(rel, f"a folder that cannot be listed: {_os_reason(error)}",
+                         source_id="" if rel == "." else rel, folder=True)
+        for _ in os.walk(root, onerror=refuse):
+            pass
 
     def documents(self, paths: list[Path] | None = None) -> Iterator[Document]:
         root = Path(self.config.root)
@@ -110,34 +156,45 @@ class FileSource:
             suffix = path.suffix.lower()
             if suffix in TEXT_SUFFIXES and not self.shard.owns(rel):
                 continue  # decided before reading: a shard reads only its own whole-file sources
+            rows = [0]  # rows yielded from a table file before a failure
             try:
                 size = path.stat().st_size
                 if size > self.config.max_file_bytes:
-                    raise SourceError(f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
+                    self._refuse(rel, f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
+                    continue
                 if suffix in TEXT_SUFFIXES:
                     yield Document(rel, path.read_text(encoding=self.config.encoding), {"path": rel})
                 else:
-                    yield from self._rows(path, rel, suffix)
-            except (OSError, UnicodeDecodeError, SourceError, ValueError) as e:
-                self.errors.append(f"{rel}: {getattr(e, 'message', None) or e}")
+                    for doc in self._rows(path, rel, suffix):
+                        rows[0] += 1
+                        yield doc
+            except UnicodeDecodeError as e:
+                # A table is decoded as it streams: only the rows yielded before the failure are known.
+                where = f"; {rows[0]} rows were read before it, the rest was not" if suffix in TABLE_SUFFIXES \
+                    else f": byte 0x{e.object[e.start]:02x} at offset {e.start}"
+                self._refuse(rel, f"not {self.config.encoding} text (source.encoding){where}")
+            except OSError as e:
+                self._refuse(rel, f"cannot be read: {_os_reason(e)}")
+            except (SourceError, ValueError) as e:
+                self._refuse(rel, getattr(e, "message", None) or str(e))
 
     def _rows(self, path: Path, rel: str, suffix: str) -> Iterator[Document]:
         c = self.config
         for number, row in _table_rows(path, suffix, c):
             if not isinstance(row, dict):
-                self.errors.append(f"{rel}:{number}: expected an object per row, got {type(row).__name__}")
+                self._refuse(rel, f"row {number}: expected an object per row, got {type(row).__name__}")
                 continue
             key = row.get(c.id_field) if c.id_field else number
             if key is None or key == "":
-                self.errors.append(f"{rel}:{number}: no value in id_field {c.id_field!r}")
+                self._refuse(rel, f"row {number}: no value in id_field {c.id_field!r}")
                 continue
             source_id = f"{rel}#{key}"
             if not self.shard.owns(source_id):
                 continue
             text = row.get(c.text_field)
             if not isinstance(text, str):
-                self.errors.append(f"{rel}:{number}: text_field {c.text_field!r} is "
-                                   f"{'missing' if text is None else type(text).__name__}, expected text")
+                self._refuse(rel, f"row {number}: text_field {c.text_field!r} is "
+                                  f"{'missing' if text is None else type(text).__name__}, expected text", source_id)
                 continue
             keep = c.metadata_fields if c.metadata_fields is not None else \
                 [k for k in row if k not in (c.text_field, c.id_field)]
@@ -165,6 +222,10 @@ def _table_rows(path: Path, suffix: str, c: FilesSource) -> Iterator[tuple[int, 
             for row in batch.to_pylist():
                 number += 1
                 yield number, row
+
+
+def _os_reason(error: OSError) -> str:
+    return (error.strerror or type(error).__name__).lower()
 
 
 def _key(name: str) -> str:

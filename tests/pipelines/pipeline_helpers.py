@@ -3,6 +3,8 @@ whichever test folder's conftest was imported first)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import textwrap
 from pathlib import Path
 
@@ -66,3 +68,34 @@ def chunk_ids(pipeline: str, counts: dict[str, int]) -> dict[str, tuple[str, int
 
     return {record_id({"pipeline": pipeline, "source": s, "chunk": i}): (s, i) for s, n in counts.items()
             for i in range(n)}
+
+
+def without_root_file_access() -> None:
+    """preexec_fn: a child that honours file permissions even as root. Root reads a chmod 000 file through
+    CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH; dropped from the bounding set (PR_CAPBSET_DROP), the program
+    it executes starts without them. Raises when the process may not drop capabilities."""
+    if os.geteuid() != 0:
+        return  # permissions apply already
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+
+def file_access_is_enforced(folder: Path) -> bool:
+    """Whether a child started with `without_root_file_access` is refused a chmod 000 file here."""
+    import subprocess
+    import sys
+
+    probe = folder / "probe.txt"
+    probe.write_text("x")
+    probe.chmod(0)
+    try:
+        out = subprocess.run([sys.executable, "-c", f"open({str(probe)!r}).read()"], capture_output=True,
+                             preexec_fn=without_root_file_access, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        probe.chmod(0o644)
+        probe.unlink()
+    return out.returncode != 0 and b"PermissionError" in out.stderr

@@ -8,7 +8,14 @@ import json
 import subprocess
 
 import pytest
-from pipeline_helpers import paragraphs, write_corpus, write_pipeline
+from pipeline_helpers import (
+    file_access_is_enforced,
+    open_sink_of,
+    paragraphs,
+    without_root_file_access,
+    write_corpus,
+    write_pipeline,
+)
 from servers import SIE
 
 INGEST = """\
@@ -49,7 +56,7 @@ def test_run_prints_a_summary_and_reruns_skip(project, cli_env):
     first = sie("run", "pipeline.yaml", env=cli_env, cwd=project)
     assert first.returncode == 0, first.stderr
     row = next(line for line in first.stderr.splitlines() if "lancedb:docs" in line)
-    assert [int(x) for x in row.replace("│", " ").split()[1:]] == [2, 5, 5, 0, 0, 0]   # read chunked written ...
+    assert [int(x) for x in row.replace("│", " ").split()[1:]] == [2, 0, 5, 5, 0, 0, 0]  # read refused chunked ...
     again = json.loads(sie("run", "pipeline.yaml", "--json", env=cli_env, cwd=project).stdout.splitlines()[-1])
     assert again["state"] == "succeeded" and again["counters"]["stages"]["skipped"] == 2
     rich = sie("run", "pipeline.yaml", "--progress", "rich", env=cli_env, cwd=project)
@@ -119,3 +126,59 @@ def test_plan_refuses_vectors_a_sink_cannot_hold_and_creates_nothing(tmp_path, c
     assert out.stderr.startswith("error pipeline.yaml:6:5 sinks[0]: schema: Chroma stores one dense embedding per "
                                  "collection; the schema asks for dense (dense, dim 64), lexical (sparse)")
     assert not (tmp_path / "chroma").exists() and not (tmp_path / ".sie").exists()
+
+
+def test_run_says_what_was_refused_in_json_and_under_the_summary(tmp_path, cli_env, engine_server):
+    """Every kind of refusal, the permission ones included (as root through a child without the capability
+    that bypasses permissions): counted, listed with reasons, and none of them looks deleted."""
+    if not file_access_is_enforced(tmp_path):
+        pytest.skip("this process may not drop CAP_DAC_OVERRIDE, so a chmod 000 file stays readable to root")
+    docs = write_corpus(tmp_path / "docs", {"ok.md": "fine", "locked.md": "locked", "private/inner.md": "inner",
+                                            "big.md": "x" * 300})
+    write_pipeline(tmp_path, f"""\
+        name: refusals
+        engine: {engine_server.url}
+        source: {{type: files, root: ./docs, sync_deletions: true, max_file_bytes: 200}}
+        steps:
+          - encode: {{model: tiny/embed}}
+        sinks:
+          - {{type: lancedb, uri: ./lance, collection: refusals}}
+    """)
+    first = json.loads(sie("run", "pipeline.yaml", "--json", env=cli_env, cwd=tmp_path).stdout.splitlines()[-1])
+    assert first["counters"]["refusals"] == [{"path": "big.md", "reason": "300 bytes exceeds "
+                                                                          "source.max_file_bytes (200)"}]
+    (docs / "bad.md").write_bytes(b"ok \xff\xfe")
+    (docs / "link.md").symlink_to(docs / "ok.md")
+    (docs / "locked.md").chmod(0)
+    (docs / "private").chmod(0)
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([SIE, "run", "pipeline.yaml", *args], env=cli_env, cwd=tmp_path, text=True,
+                                  capture_output=True, timeout=180, preexec_fn=without_root_file_access)
+
+        out = run("--json")
+        report = json.loads(out.stdout.splitlines()[-1])
+        table = run()
+    finally:
+        (docs / "locked.md").chmod(0o644)
+        (docs / "private").chmod(0o755)
+    assert out.returncode == 0 and report["state"] == "succeeded", out.stderr
+    expected = [("private", "a folder that cannot be listed: permission denied"),
+                ("link.md", "a symlink (sources never follow links)"),
+                ("bad.md", "not utf-8 text (source.encoding): byte 0xff at offset 3"),
+                ("big.md", "300 bytes exceeds source.max_file_bytes (200)"),
+                ("locked.md", "cannot be read: permission denied")]
+    assert [(r["path"], r["reason"]) for r in report["counters"]["refusals"]] == expected
+    assert report["counters"]["stages"]["refused"] == 5
+    (counts,) = report["counters"]["sinks"].values()
+    assert counts["deleted"] == 0 and counts["skipped"] == 1                  # ok.md unchanged, nothing vanished
+    sink = open_sink_of(tmp_path / "pipeline.yaml")
+    try:
+        assert sink.count() == 3                                               # ok, locked, inner: all kept
+    finally:
+        sink.close()
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stderr.splitlines() if "lancedb:refusals" in line)
+    assert [int(x) for x in row.replace("│", " ").split()[1:]][:2] == [0, 5]   # read 0, refused 5
+    listed = [line for line in table.stderr.splitlines() if line.startswith("refused ")]
+    assert listed == [f"refused {path}: {reason}" for path, reason in expected]

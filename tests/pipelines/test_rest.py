@@ -35,6 +35,7 @@ def server(tmp_path_factory, pipeline_catalog):
           - trim: {max_tokens: 12}
     """, "search.yaml")
     write_corpus(folder / "docs", {"a.md": "first file\n\nsecond paragraph", "b.md": "another file"})
+    (folder / "docs" / "link.md").symlink_to(folder / "docs" / "a.md")  # refused: sources never follow links
     write_pipeline(folder, """\
         name: docs
         source: {type: files, root: ./docs}
@@ -123,6 +124,8 @@ def test_a_files_pipeline_runs_from_its_folder(server):
         run = c.post("/v1/pipelines/docs/runs").json()
         done = wait_done(c, run["id"])
     assert done["state"] == "succeeded" and next(iter(done["counters"]["sinks"].values()))["written"] == 3
+    assert done["counters"]["stages"]["refused"] == 1
+    assert done["counters"]["refusals"] == [{"path": "link.md", "reason": "a symlink (sources never follow links)"}]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code", "field"), [

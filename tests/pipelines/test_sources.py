@@ -1,5 +1,6 @@
 """File and record sources: every format, ids, metadata; nothing read outside the root (patterns, symlinked
-files and folders); size limits; shards that split any corpus deterministically; posted record checks."""
+files and folders); what the file rules refuse is counted and listed with its reason, and never looks
+deleted; shards that split any corpus deterministically; posted record checks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_helpers import ingest, write_corpus, write_pipeline
+from pipeline_helpers import ingest, open_sink_of, write_corpus, write_pipeline
 
 from pipelines.errors import SourceError
 from pipelines.sources import FileSource, Shard, posted_documents
@@ -35,7 +36,7 @@ def test_every_format_becomes_documents_with_stable_ids(tmp_path):
     docs = {d.id: d for d in src.documents()}
     assert set(docs) == {"a.txt", "b.md", "c/d.rst", "rows.jsonl#x1", "rows.jsonl#x2", "table.csv#r1",
                          "table.csv#r2", "t.parquet#7", "t.parquet#8"}
-    assert src.unsupported == 1 and src.complete
+    assert src.unsupported == 1 and src.refused == []
     assert docs["b.md"].text == "# Title\n\nbody" and docs["b.md"].metadata == {"path": "b.md"}
     assert docs["rows.jsonl#x1"].metadata == {"lang": "en", "a_b": 1, "path": "rows.jsonl"}  # '.' made safe
     assert docs["table.csv#r2"].text == "csv, row two" and docs["table.csv#r2"].metadata["lang"] == "fr"
@@ -52,9 +53,10 @@ def test_metadata_fields_and_bad_rows_are_reported(tmp_path):
     src = source(root, metadata_fields=["a"])
     docs = list(src.documents())
     assert [(d.id, d.metadata) for d in docs] == [("r.jsonl#1", {"a": 1, "path": "r.jsonl"})]
-    assert src.errors == ["r.jsonl:2: text_field 'text' is missing, expected text",
-                          "r.jsonl: line 3: not JSON: Expecting value"]
-    assert not src.complete
+    assert [str(r) for r in src.refused] == ["r.jsonl: row 2: text_field 'text' is missing, expected text",
+                                             "r.jsonl: line 3: not JSON: Expecting value"]
+    assert src.protects("r.jsonl#2") and src.protects("r.jsonl#9")   # the rows after line 3 were not read
+    assert not src.protects("r.jsonl.bak") and not src.protects("other.md")
 
 
 def test_nothing_is_read_outside_the_root(tmp_path):
@@ -68,9 +70,9 @@ def test_nothing_is_read_outside_the_root(tmp_path):
     docs = {d.id: d.text for d in src.documents()}
     assert docs == {"ok.md": "fine", "inner.md": "inner"}
     assert "s3cr3t" not in json.dumps(docs)
-    assert sorted(src.errors) == ["alias.md: refused: a symlink (sources never follow links)",
-                                  "leak.txt: refused: a symlink (sources never follow links)",
-                                  "linked-dir: refused: a symlink (sources never follow links)"]
+    assert sorted(map(str, src.refused)) == ["alias.md: a symlink (sources never follow links)",
+                                             "leak.txt: a symlink (sources never follow links)",
+                                             "linked-dir: a symlink (sources never follow links)"]
     with pytest.raises(SourceError, match="is not a folder"):
         source(tmp_path / "nope").paths()
 
@@ -79,12 +81,14 @@ def test_files_over_the_size_limit_are_refused(tmp_path):
     root = write_corpus(tmp_path / "docs", {"small.txt": "x" * 10, "big.txt": "x" * 2000})
     src = source(root, max_file_bytes=1000)
     assert [d.id for d in src.documents()] == ["small.txt"]
-    assert src.errors == ["big.txt: 2000 bytes exceeds source.max_file_bytes (1000)"]
+    assert [str(r) for r in src.refused] == ["big.txt: 2000 bytes exceeds source.max_file_bytes (1000)"]
 
 
-def test_an_unreadable_file_stops_sync_deletions(tmp_path, engine):
-    """A source that could not be read this time must not look deleted."""
-    write_corpus(tmp_path / "docs", {"a.md": "alpha", "b.md": "beta"})
+def test_a_refused_file_does_not_look_deleted_while_a_vanished_one_is_deleted(tmp_path, engine):
+    """sync_deletions: a source refused this time was not read, so its records stay; a file that is gone
+    is deleted in the same run."""
+    write_corpus(tmp_path / "docs", {"a.md": "alpha", "b.md": "beta", "c.md": "gamma",
+                                     "t.jsonl": '{"text": "row one"}\n{"text": "row two"}\n'})
     path = write_pipeline(tmp_path, """\
         name: guard
         source: {type: files, root: ./docs, sync_deletions: true, max_file_bytes: 100}
@@ -94,12 +98,88 @@ def test_an_unreadable_file_stops_sync_deletions(tmp_path, engine):
           - {type: lancedb, uri: ./lance, collection: guard}
     """)
     assert ingest(path, engine).state == "succeeded"
-    write_corpus(tmp_path / "docs", {"b.md": "beta " * 100})          # now too big to read
+    write_corpus(tmp_path / "docs", {"b.md": "beta " * 100, "c.md": None})         # b too big now, c gone
+    (tmp_path / "docs" / "t.jsonl").write_bytes(b'{"text": "row one"}\n\xff{"text": "row two"}\n')
     report = ingest(path, engine)
-    assert report.state == "partial"
-    assert any("sync_deletions: skipped because some files could not be read" in e for e in report.errors)
+    assert report.state == "succeeded", report.errors
+    assert report.counters["stages"]["refused"] == 2
+    assert report.counters["refusals"] == [
+        {"path": "b.md", "reason": "500 bytes exceeds source.max_file_bytes (100)"},
+        {"path": "t.jsonl", "reason": "not utf-8 text (source.encoding); 0 rows were read before it, the rest "
+                                    "was not"}]
     (counts,) = report.counters["sinks"].values()
-    assert counts["deleted"] == 0
+    assert counts["deleted"] == 1                                   # c.md only
+    sink = open_sink_of(path)
+    try:
+        assert sink.count() == 4                                    # a, b (kept), t.jsonl#1, t.jsonl#2 (kept)
+    finally:
+        sink.close()
+
+
+def test_each_refusal_kind_is_counted_with_its_reason(tmp_path, engine):
+    root = write_corpus(tmp_path / "docs", {"ok.md": "fine", "big.md": "x" * 300, "sub/deep.md": "deep",
+                                            "rows.csv": "id,text\nr1,first\nr2\n,third\n"})
+    (root / "latin1.md").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (root / "link.md").symlink_to(root / "ok.md")
+    (root / "linked").symlink_to(root / "sub", target_is_directory=True)
+    path = write_pipeline(tmp_path, """\
+        name: kinds
+        source: {type: files, root: ./docs, glob: ["**/*", "linked/*.md"], id_field: id, max_file_bytes: 200}
+        steps:
+          - encode: {model: tiny/embed}
+        sinks:
+          - {type: lancedb, uri: ./lance, collection: kinds}
+    """)
+    seen: list[tuple[str, str]] = []
+    report = ingest(path, engine, listener=lambda e, d: seen.append((d["path"], d["reason"])) if e == "refused"
+                    else None)
+    assert report.state == "succeeded", report.errors
+    refusals = sorted((r["path"], r["reason"]) for r in report.counters["refusals"])
+    assert refusals == [
+        ("big.md", "300 bytes exceeds source.max_file_bytes (200)"),
+        ("latin1.md", "not utf-8 text (source.encoding): byte 0xe9 at offset 3"),
+        ("link.md", "a symlink (sources never follow links)"),
+        ("linked", "a symlink (sources never follow links)"),
+        ("linked/deep.md", "a symlink (sources never follow links)"),
+        ("rows.csv", "row 2: text_field 'text' is missing, expected text"),
+        ("rows.csv", "row 3: no value in id_field 'id'")]
+    assert report.counters["stages"]["refused"] == 7 and sorted(seen) == refusals    # events as they happen
+    assert report.counters["stages"]["listed"] == 3                                  # ok.md, sub/deep.md, r1
+    (counts,) = report.counters["sinks"].values()
+    assert counts["written"] == 3 and counts["failed"] == 0
+
+
+def test_the_refusals_listed_are_capped_but_all_are_counted(tmp_path, engine):
+    from pipelines.runner import Counters
+
+    root = write_corpus(tmp_path / "docs", {"ok.md": "fine"})
+    for i in range(Counters.MAX_REFUSALS + 5):
+        (root / f"link-{i:03d}.md").symlink_to(root / "ok.md")
+    path = write_pipeline(tmp_path, """\
+        name: many
+        source: {type: files, root: ./docs}
+        steps:
+          - encode: {model: tiny/embed}
+        sinks:
+          - {type: lancedb, uri: ./lance, collection: many}
+    """)
+    report = ingest(path, engine)
+    assert report.counters["stages"]["refused"] == Counters.MAX_REFUSALS + 5
+    assert len(report.counters["refusals"]) == Counters.MAX_REFUSALS
+    from pipelines.progress import refusal_lines
+
+    lines = refusal_lines(report.counters)
+    assert lines[0] == "refused link-000.md: a symlink (sources never follow links)"
+    assert lines[-1] == f"refused: 5 more (the first {Counters.MAX_REFUSALS} are listed)"
+
+
+def test_a_table_file_refused_whole_is_reported_by_one_shard_and_kept_by_all(tmp_path):
+    root = write_corpus(tmp_path / "docs", {"t.jsonl": '{"text": "x"}\n' * 50})
+    shards = [FileSource(FilesSource(root=str(root), max_file_bytes=10), Shard(i, 4)) for i in range(4)]
+    for src in shards:
+        assert list(src.documents()) == []
+    assert sum(len(src.refused) for src in shards) == 1
+    assert all(src.protects("t.jsonl#7") for src in shards)
 
 
 def test_shards_partition_sources_the_same_way_in_every_process(tmp_path):
