@@ -133,7 +133,8 @@ class SearchRequest:
 
 
 class Sink(ABC):
-    """Subclasses set `type`, `config_class`, what they can store / search, and implement the hooks."""
+    """Subclasses set `type`, `config_class`, what they can store / search (`stores`, `searches`, `hybrid`,
+    `check_schema`: the one statement of each database's limits), and implement the hooks."""
 
     type: ClassVar[str]
     config_class: ClassVar[type[SinkConfig]]
@@ -377,12 +378,15 @@ class Sink(ABC):
     def batch_size(self) -> int:
         return self.config.effective_batch_size
 
-    def check_schema(self, schema: Schema) -> None:
-        """Fail with what this database supports when the schema asks for more."""
+    @classmethod
+    def check_schema(cls, schema: Schema) -> None:
+        """Fail with what this database supports when the schema asks for more. A class rule (it reads the
+        schema's names, kinds and distances, never dimensions or a connection): `ensure()` applies it, and so
+        does pipeline validation, before any database is opened."""
         for name, spec in schema.vectors.items():
-            if spec.kind not in self.stores:
-                raise ConnectorError(f"schema.vectors.{name}: {self.type} cannot store {spec.kind} vectors; it "
-                                     f"stores {', '.join(sorted(self.stores))}", field=f"schema.vectors.{name}",
+            if spec.kind not in cls.stores:
+                raise ConnectorError(f"schema.vectors.{name}: {cls.type} cannot store {spec.kind} vectors; it "
+                                     f"stores {', '.join(sorted(cls.stores))}", field=f"schema.vectors.{name}",
                                      code="unsupported")
 
     def _location(self) -> tuple[str, str]:

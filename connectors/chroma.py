@@ -104,11 +104,15 @@ class ChromaSink(Sink):
         self._collection: Any = None
         self._max_batch: int | None = None
 
-    def check_schema(self, schema: Schema) -> None:
+    @classmethod
+    def check_schema(cls, schema: Schema) -> None:
         if len(schema.vectors) != 1 or schema.names("dense") != list(schema.vectors):
-            raise ConnectorError(f"schema: Chroma stores one dense embedding per collection; the schema asks for "
-                                 f"{schema.describe()}. Use qdrant, weaviate or lancedb for several named, sparse "
-                                 "or multivector vectors", field="schema.vectors", code="unsupported")
+            names = list(schema.vectors)
+            extra = next((n for n in names if schema.vectors[n].kind != "dense"), names[-1])
+            raise ConnectorError(f"schema.vectors.{extra}: Chroma stores one dense embedding per collection; the "
+                                 f"schema asks for {schema.describe()}. Use qdrant, weaviate or lancedb for several "
+                                 "named, sparse or multivector vectors", field=f"schema.vectors.{extra}",
+                                 code="unsupported")
 
     @property
     def batch_size(self) -> int:

@@ -70,7 +70,8 @@ class LanceDBSink(Sink):
             self.db = lancedb.connect(config.uri, read_consistency_interval=timedelta(0), **options)
         self._table: Any = None
 
-    def check_schema(self, schema: Schema) -> None:
+    @classmethod
+    def check_schema(cls, schema: Schema) -> None:
         super().check_schema(schema)
         columns: dict[str, str] = {}
         for name, spec in schema.vectors.items():

@@ -98,7 +98,8 @@ class WeaviateSink(Sink):
     def collection(self) -> Any:
         return self.client.collections.use(self.name)
 
-    def check_schema(self, schema: Schema) -> None:
+    @classmethod
+    def check_schema(cls, schema: Schema) -> None:
         sparse = schema.names("sparse")
         if sparse:
             raise ConnectorError(f"schema.vectors.{sparse[0]}: Weaviate cannot store user-provided sparse vectors "

@@ -253,7 +253,7 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
     if outlook and outlook.get("type") == "files":
         out.append(f"  source {outlook['root']} {outlook.get('patterns')}: {outlook.get('files', 0)} files, "
                    f"{outlook.get('sources', 0)} sources, {outlook.get('refused', 0)} refused")
-        out += [f"    refused {line}" for line in outlook.get("refusals") or []]
+        out += [f"    refused {r['path']}: {r['reason']}" for r in outlook.get("refusals") or []]
         for label, n in (outlook.get("per_sink") or {}).items():
             out.append(f"    {label}: would process {n['process']}, skip {n['skip']}, vanished {n['vanished']}")
     typer.echo("\n".join(out))

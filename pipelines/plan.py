@@ -151,8 +151,7 @@ def _check_schema(raw: dict[str, Any], schema: Any) -> None:
 
     location = raw.get("path") or raw.get("uri")
     if isinstance(location, str) and "://" not in location and not Path(location).exists():
-        cls = sink_class(load_config(raw).type)
-        cls.check_schema(object.__new__(cls), schema)  # check_schema reads only the schema and class rules
+        sink_class(load_config(raw).type).check_schema(schema)  # a class rule: no connection needed
         return
     sink = open_sink(raw)
     try:
@@ -189,7 +188,7 @@ def source_outlook(p: Pipeline, store: Any, shard: Any) -> dict[str, Any]:
         per_sink[spec.label] = {"process": todo, "skip": len(docs) - todo, "vanished": gone}
     return {"type": "files", "root": p.source.root, "patterns": p.source.glob, "files": len(paths),
             "sources": len(docs), "refused": len(source.refused),
-            "refusals": [str(r) for r in source.refused[:20]], "per_sink": per_sink}
+            "refusals": [{"path": r.path, "reason": r.reason} for r in source.refused[:20]], "per_sink": per_sink}
 
 
 def raise_if(problems: list[Problem]) -> None:

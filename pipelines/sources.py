@@ -156,7 +156,7 @@ class FileSource:
             suffix = path.suffix.lower()
             if suffix in TEXT_SUFFIXES and not self.shard.owns(rel):
                 continue  # decided before reading: a shard reads only its own whole-file sources
-            rows = [0]  # rows yielded from a table file before a failure
+            rows = 0  # rows yielded from a table file before a failure
             try:
                 size = path.stat().st_size
                 if size > self.config.max_file_bytes:
@@ -166,11 +166,11 @@ class FileSource:
                     yield Document(rel, path.read_text(encoding=self.config.encoding), {"path": rel})
                 else:
                     for doc in self._rows(path, rel, suffix):
-                        rows[0] += 1
+                        rows += 1
                         yield doc
             except UnicodeDecodeError as e:
                 # A table is decoded as it streams: only the rows yielded before the failure are known.
-                where = f"; {rows[0]} rows were read before it, the rest was not" if suffix in TABLE_SUFFIXES \
+                where = f"; {rows} rows were read before it, the rest was not" if suffix in TABLE_SUFFIXES \
                     else f": byte 0x{e.object[e.start]:02x} at offset {e.start}"
                 self._refuse(rel, f"not {self.config.encoding} text (source.encoding){where}")
             except OSError as e:

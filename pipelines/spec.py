@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from connectors.config import env_names, expand_env, is_secret_reference
 from connectors.ids import canonical_json, content_hash
 from pipelines.errors import Problem, SpecError
+from pipelines.sink_rules import check_ingest_sinks, check_search_sink
 from pipelines.steps import REGISTRIES, step_class
 from pipelines.steps.base import StepConfig
 from pipelines.yaml_source import Located, load_file, load_text
@@ -426,6 +427,8 @@ class _Validator:
                           f"chunk must come before steps[{first_model.index}].{first_model.name}: "
                           "what a model step adds to a text would be lost when it is split")
             self.default_tokenizer(p, chunks[0], encodes, lambda c: c.by == "tokens")
+        if len(p.sinks) == len(self.located.data.get("sinks") or []):
+            check_ingest_sinks(p, self.fail)
 
     def query_rules(self, p: Pipeline, base: Path) -> None:
         position = {s.name: [x.index for x in p.steps_named(s.name)] for s in p.steps}
@@ -451,8 +454,9 @@ class _Validator:
         step = p.steps_named("search")[0]
         sink = self.sink(step.config.sink, ("steps", search, "search", "sink"), base)
         if sink is not None:
-            p.steps[p.steps.index(step)] = StepSpec("search", step.config.model_copy(update={"sink": sink.raw}),
-                                                    step.index)
+            resolved = StepSpec("search", step.config.model_copy(update={"sink": sink.raw}), step.index)
+            p.steps[p.steps.index(step)] = resolved
+            check_search_sink(p, resolved, self.fail)
         for trim in p.steps_named("trim"):
             self.default_tokenizer(p, trim, p.steps_named("encode"), lambda c: True)
 

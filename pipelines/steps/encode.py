@@ -49,15 +49,17 @@ class EncodeConfig(StepConfig):
         return [("model", self.model, "encode")]
 
     def vector_specs(self, info: Any) -> dict[str, dict[str, Any]]:
-        """The sink schema entries of this step, given the model's description (pipelines.models.ModelInfo)."""
+        """The sink schema entries of this step, given the model's description (pipelines.models.ModelInfo);
+        without one (validating the spec alone) the dimensions the model decides are None."""
         specs: dict[str, dict[str, Any]] = {}
         for kind, name in self.outputs.items():
             if kind == "dense":
-                specs[name] = {"kind": "dense", "dim": self.dims or info.dense_dims, "distance": self.distance}
+                specs[name] = {"kind": "dense", "dim": self.dims or getattr(info, "dense_dims", None),
+                               "distance": self.distance}
             elif kind == "sparse":
-                specs[name] = {"kind": "sparse", "idf": self.idf}
+                specs[name] = {"kind": "sparse", "idf": self.idf, "distance": "dot"}
             else:
-                specs[name] = {"kind": "multivector", "dim": info.multivector_dims,
+                specs[name] = {"kind": "multivector", "dim": getattr(info, "multivector_dims", None),
                                "distance": "dot" if self.distance == "dot" else "cosine"}
         return specs
 

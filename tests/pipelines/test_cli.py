@@ -123,8 +123,11 @@ def test_plan_refuses_vectors_a_sink_cannot_hold_and_creates_nothing(tmp_path, c
     """)
     out = sie("plan", "pipeline.yaml", env=cli_env, cwd=tmp_path)
     assert out.returncode == 2
-    assert out.stderr.startswith("error pipeline.yaml:6:5 sinks[0]: schema: Chroma stores one dense embedding per "
-                                 "collection; the schema asks for dense (dense, dim 64), lexical (sparse)")
+    assert out.stderr.startswith("error pipeline.yaml:6:5 sinks[0].vectors.lexical: Chroma stores one dense "
+                                 "embedding per collection; the schema asks for dense (dense), lexical (sparse)")
+    assert "(vector 'lexical' is sparse, made by steps[0].encode.outputs.sparse)" in out.stderr
+    validate = sie("validate", "pipeline.yaml", env=cli_env, cwd=tmp_path)   # refused before any model is known
+    assert validate.returncode == 2 and validate.stderr == out.stderr
     assert not (tmp_path / "chroma").exists() and not (tmp_path / ".sie").exists()
 
 
@@ -152,13 +155,14 @@ def test_run_says_what_was_refused_in_json_and_under_the_summary(tmp_path, cli_e
     (docs / "locked.md").chmod(0)
     (docs / "private").chmod(0)
     try:
-        def run(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run([SIE, "run", "pipeline.yaml", *args], env=cli_env, cwd=tmp_path, text=True,
+        def sie_as_user(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([SIE, *args, "pipeline.yaml"], env=cli_env, cwd=tmp_path, text=True,
                                   capture_output=True, timeout=180, preexec_fn=without_root_file_access)
 
-        out = run("--json")
+        planned = json.loads(sie_as_user("plan", "--json").stdout)["source"]
+        out = sie_as_user("run", "--json")
         report = json.loads(out.stdout.splitlines()[-1])
-        table = run()
+        table = sie_as_user("run")
     finally:
         (docs / "locked.md").chmod(0o644)
         (docs / "private").chmod(0o755)
@@ -169,6 +173,8 @@ def test_run_says_what_was_refused_in_json_and_under_the_summary(tmp_path, cli_e
                 ("big.md", "300 bytes exceeds source.max_file_bytes (200)"),
                 ("locked.md", "cannot be read: permission denied")]
     assert [(r["path"], r["reason"]) for r in report["counters"]["refusals"]] == expected
+    assert [(r["path"], r["reason"]) for r in planned["refusals"]] == expected and planned["refused"] == 5
+    assert planned["per_sink"]["lancedb:refusals"] == {"process": 0, "skip": 1, "vanished": 0}
     assert report["counters"]["stages"]["refused"] == 5
     (counts,) = report["counters"]["sinks"].values()
     assert counts["deleted"] == 0 and counts["skipped"] == 1                  # ok.md unchanged, nothing vanished
