@@ -7,10 +7,18 @@
 
 `tokens.before` counts every retrieved candidate, `tokens.after` what is returned (with the trim step's
 tokenizer, else the encode model's). Reserved `_sie_*` metadata keys are left out of the answer.
+
+A query has an end-to-end deadline (`deadline_ms` in the pipeline, or per query; default: the rerank
+step's `timeout_ms` plus FIRST_STAGE_MS). Each step gets what is left (rerank: at most its own
+`timeout_ms`) and each engine call carries it, in the interactive lane, so expired work leaves the
+engine's queue. A step that runs out answers with what the query has: rerank keeps the first-stage order;
+a step without which there is nothing to answer with (the query's encode, the search) fails the query
+with a 504 `deadline_exceeded` naming that step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -21,8 +29,21 @@ from pipelines.spec import Pipeline
 from pipelines.steps import step_class
 from pipelines.steps.base import QueryState, QueryStep, StepContext
 from pipelines.tokenizers import Tokenizers
+from sie.errors import DeadlineExceeded
 
 MAX_LIMIT = 10_000
+MAX_DEADLINE_MS = 600_000
+# The default allowance for everything before the rerank (query encode, extract_filters, search): one short
+# interactive engine call waits at most for the batch already on the device plus its own (a 2048-token
+# MiniLM batch takes ~0.7 s on one CPU thread), and a local sink searches in milliseconds; 2 s leaves room.
+FIRST_STAGE_MS = 2000
+
+
+def default_deadline_ms(pipeline: Pipeline) -> int:
+    """The pipeline's `deadline_ms`, else the first-stage allowance plus the rerank step's timeout."""
+    if pipeline.deadline_ms is not None:
+        return pipeline.deadline_ms
+    return FIRST_STAGE_MS + sum(s.config.timeout_ms for s in pipeline.steps if s.name == "rerank")
 
 
 class QueryRunner:
@@ -33,14 +54,16 @@ class QueryRunner:
         self.tokenizers = tokenizers or Tokenizers(getattr(engine, "catalog", None))
         ctx = StepContext(engine, self.tokenizers, pipeline.name)
         self.steps: list[QueryStep] = [step_class("query", s.name)(s.config, ctx) for s in pipeline.steps]
+        self.deadline_ms = default_deadline_ms(pipeline)
 
-    def check(self, text: Any, max_tokens: Any, limit: Any, where: Any) -> None:
+    def check(self, text: Any, max_tokens: Any, limit: Any, where: Any, deadline_ms: Any = None) -> None:
         if not isinstance(text, str) or not text.strip():
             raise PipelineError("query: expected a non-empty string", field="query")
         if len(text) > self.p.input.max_chars:
             raise PipelineError(f"query: {len(text)} characters exceeds input.max_chars ({self.p.input.max_chars})",
                                 field="query")
-        for name, value, top in (("max_tokens", max_tokens, 10_000_000), ("limit", limit, MAX_LIMIT)):
+        for name, value, top in (("max_tokens", max_tokens, 10_000_000), ("limit", limit, MAX_LIMIT),
+                                 ("deadline_ms", deadline_ms, MAX_DEADLINE_MS)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= top):
                 raise PipelineError(f"{name}: expected an integer in 1..{top}, got {value!r}", field=name)
         try:
@@ -49,16 +72,20 @@ class QueryRunner:
             raise PipelineError(e.message, field=e.field or "where") from None
 
     async def query(self, text: str, *, max_tokens: int | None = None, limit: int | None = None,
-                    where: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.check(text, max_tokens, limit, where)
+                    where: dict[str, Any] | None = None, deadline_ms: int | None = None) -> dict[str, Any]:
+        """`deadline_ms` overrides the pipeline's end-to-end budget for this query."""
+        self.check(text, max_tokens, limit, where, deadline_ms)
         options = {"max_tokens": max_tokens, "limit": limit, "where": where}
-        state = QueryState(text)
+        budget_ms = deadline_ms or self.deadline_ms
+        state = QueryState(text, deadline=time.monotonic() + budget_ms / 1000, deadline_ms=budget_ms)
         timing: dict[str, float] = {}
         started = time.perf_counter()
         for step in self.steps:
             t = time.perf_counter()
             try:
-                await step.run(state, options)
+                await asyncio.wait_for(step.run(state, options), step.budget_s(state))
+            except (TimeoutError, DeadlineExceeded):  # our timer, or the engine's (a remote one)
+                step.on_deadline(state, (time.perf_counter() - t) * 1000)
             except ConnectorError as e:
                 raise PipelineError(f"{step.name}: {e.message}", field=e.field, code=e.code, status=e.status) from None
             timing[step.name + "_ms"] = round((time.perf_counter() - t) * 1000, 3)
@@ -78,7 +105,7 @@ class QueryRunner:
             "retrieved": len(state.retrieved),
             "tokens": {"before": state.tokens_before, "after": state.tokens_after, "budget": budget},
             "rerank": state.notes.get("rerank"), "where": state.notes.get("where"),
-            "entities": state.notes.get("entities"), "timing": timing,
+            "entities": state.notes.get("entities"), "timing": timing, "deadline_ms": budget_ms,
         }
 
     def _counter(self) -> Any:

@@ -5,7 +5,8 @@ envelope:
     POST /v1/pipelines/{name}/runs        202 + run id; body {records?, sync_deletions?, retry_dlq?};
                                           `Idempotency-Key` header: the same key answers with the same run
     GET  /v1/runs/{id}                    state, counters per stage and sink, errors
-    POST /v1/pipelines/{name}/query       {query, max_tokens?, limit?, where?} -> chunks, scores, tokens
+    POST /v1/pipelines/{name}/query       {query, max_tokens?, limit?, where?, deadline_ms?} -> chunks, scores,
+                                          tokens (504 deadline_exceeded naming the step that ran out)
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class QueryRequest(BaseModel):
     max_tokens: int | None = Field(None, gt=0)
     limit: int | None = Field(None, gt=0)
     where: dict[str, Any] | None = None
+    deadline_ms: int | None = Field(None, gt=0, description="This query's end-to-end budget (default: the "
+                                                             "pipeline's deadline_ms).")
 
 
 async def parse(request: Request, model: type[BaseModel]) -> Any:
@@ -123,7 +126,8 @@ async def run_query(name: str, request: Request) -> Response:
     body = await parse(request, QueryRequest)
     runner = manager.query_runner(p)
     try:
-        answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where)
+        answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where,
+                                    deadline_ms=body.deadline_ms)
     except ConnectorError as e:
         raise PipelineError(e.message, field=e.field, code=e.code, status=e.status) from None
     return respond(request, answer)

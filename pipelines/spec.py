@@ -145,6 +145,9 @@ class IngestHeader(_Header):
 class QueryHeader(_Header):
     kind: Literal["query"]
     input: InputConfig = InputConfig()
+    deadline_ms: int | None = Field(None, gt=0, le=600_000, description=(
+        "End-to-end budget of one query; every engine call carries what is left of it. Default: the rerank "
+        "step's timeout_ms plus a first-stage allowance (pipelines.query.FIRST_STAGE_MS)."))
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ class Pipeline:
     retry: RetryConfig = field(default_factory=RetryConfig)
     dlq: Path | None = None
     input: InputConfig = field(default_factory=InputConfig)
+    deadline_ms: int | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -290,7 +294,7 @@ class _Validator:
             p.dlq = _local(header.dlq, base) if header.dlq else dlq_dir / f"{p.name}.jsonl"
             self.ingest_rules(p)
         else:
-            p.input = header.input
+            p.input, p.deadline_ms = header.input, header.deadline_ms
             self.query_rules(p, base)
         return p
 

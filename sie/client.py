@@ -8,12 +8,18 @@ It speaks msgpack by default (vectors as raw bytes), splits inputs into requests
 limits (read once from GET /v1/info), retries 429/503 honouring Retry-After, sends the model name as
 the `X-SIE-Model` header (for model-affinity routing in front of a cluster), and raises the same
 `SieError` (code, message, field, status) the server sent.
+
+Scheduling, as on the Engine: `priority="batch"` puts the work in the server's bulk lane (default
+interactive); `timeout_ms` is one budget for the whole call, retries included: every request carries
+what is left of it as `params.timeout_ms` (the server drops the work and answers 504 when it runs out),
+and the client raises DeadlineExceeded once nothing is left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 import httpx
@@ -21,7 +27,7 @@ import numpy as np
 
 from sie.background_loop import BackgroundLoop
 from sie.codec import JSON, MSGPACK, decode_body, encode_body, unpack_array
-from sie.errors import SieError
+from sie.errors import DeadlineExceeded, SieError
 from sie.runtime.results import (
     Classification,
     EncodedItem,
@@ -50,12 +56,15 @@ class SieClient:
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
                      output_types: list[str] | None = None, sparse_top_k: int | None = None,
-                     sparse_tokens: bool = False, **_: Any) -> list[EncodedItem]:
+                     sparse_tokens: bool = False, priority: str = "interactive", timeout_ms: float | None = None,
+                     **_: Any) -> list[EncodedItem]:
         params = {"is_query": is_query, "dims": dims, "dtype": dtype, "normalize": normalize,
                   "instruction": instruction, "output_types": output_types, "sparse_top_k": sparse_top_k,
-                  "sparse_tokens": sparse_tokens or None}
+                  "sparse_tokens": sparse_tokens or None, **_lane(priority)}
+        deadline = _deadline(timeout_ms)
         chunks = await self._chunked(items, lambda part: self._post(
-            f"/v1/encode/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model))
+            f"/v1/encode/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model,
+            deadline))
         return [EncodedItem(dense=None if it.get("dense") is None else _array(it["dense"], dtype),
                             tokens=it["tokens"], truncated=it["truncated"], sparse=_sparse(it.get("sparse")),
                             multivector=None if it.get("multivector") is None else unpack_array(it["multivector"]),
@@ -63,11 +72,14 @@ class SieClient:
                 for body in chunks for it in body["items"]]
 
     async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
-                    instruction: str | None = None, **_: Any) -> list[ScoredItem]:
+                    instruction: str | None = None, priority: str = "interactive", timeout_ms: float | None = None,
+                    **_: Any) -> list[ScoredItem]:
+        deadline = _deadline(timeout_ms)
         size = await self._limit()
         bodies = await self._chunked(items, lambda part: self._post(
             f"/v1/score/{model}", {"query": {"text": query}, "items": [{"text": t} for t in part],
-                                   "params": _compact({"instruction": instruction})}, model))
+                                   "params": _compact({"instruction": instruction, **_lane(priority)})}, model,
+            deadline))
         scored = []
         for n, body in enumerate(bodies):  # re-rank globally: every chunk was ranked on its own
             for it in body["items"]:
@@ -80,10 +92,13 @@ class SieClient:
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
-                      **_: Any) -> list[ExtractedItem]:
-        params = {"labels": labels, "threshold": threshold, "flat": flat, "multi_label": multi_label}
+                      priority: str = "interactive", timeout_ms: float | None = None, **_: Any) -> list[ExtractedItem]:
+        params = {"labels": labels, "threshold": threshold, "flat": flat, "multi_label": multi_label,
+                  **_lane(priority)}
+        deadline = _deadline(timeout_ms)
         bodies = await self._chunked(items, lambda part: self._post(
-            f"/v1/extract/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model))
+            f"/v1/extract/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model,
+            deadline))
         return [ExtractedItem(entities=[Entity(**e) for e in it["entities"]],
                               classifications=[Classification(**c) for c in it["classifications"]],
                               tokens=it.get("tokens", 0), truncated=it.get("truncated", False),
@@ -148,27 +163,36 @@ class SieClient:
             http = self._http[loop] = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=self.timeout)
         return http
 
-    async def _post(self, path: str, payload: dict, model: str) -> dict:
-        return await self._request("POST", path, payload, {"x-sie-model": model})
+    async def _post(self, path: str, payload: dict, model: str, deadline: float | None = None) -> dict:
+        return await self._request("POST", path, payload, {"x-sie-model": model}, deadline)
 
     async def _request(self, method: str, path: str, payload: dict | None = None,
-                       headers: dict | None = None) -> dict:
+                       headers: dict | None = None, deadline: float | None = None) -> dict:
         body = None
         headers = dict(headers or {})
         if payload is not None:
-            body = encode_body(payload, self.content_type == MSGPACK)
             headers["content-type"] = self.content_type
         for attempt in range(self.max_retries + 1):
+            timeout: float | None = self.timeout
+            if deadline is not None:  # each attempt carries what is left of the budget
+                left = _left(deadline, path)
+                payload = {**(payload or {}), "params": {**(payload or {}).get("params", {}),
+                                                         "timeout_ms": max(1, int(left * 1000))}}
+                timeout = min(self.timeout, left + 1.0)  # the server answers 504 at the deadline itself
+            if payload is not None:
+                body = encode_body(payload, self.content_type == MSGPACK)
             try:
-                resp = await self._client().request(method, path, content=body, headers=headers)
+                resp = await self._client().request(method, path, content=body, headers=headers, timeout=timeout)
             except httpx.TransportError as e:
+                if deadline is not None and isinstance(e, httpx.TimeoutException):
+                    _left(deadline, path)
                 if attempt == self.max_retries:
                     raise SieError(f"server: cannot reach {self.url}: {type(e).__name__}: {e}",
                                    code="unreachable", status=503) from None
-                await asyncio.sleep(_backoff(attempt, None))
+                await _pause(_backoff(attempt, None), deadline)
                 continue
             if resp.status_code in (429, 503) and attempt < self.max_retries:
-                await asyncio.sleep(_backoff(attempt, resp.headers.get("retry-after")))
+                await _pause(_backoff(attempt, resp.headers.get("retry-after")), deadline)
                 continue
             data = decode_body(resp.content, resp.headers.get("content-type")) if resp.content else {}
             if resp.status_code >= 400:
@@ -179,6 +203,28 @@ class SieClient:
                                retry_after=float(retry) if retry else None)
             return data
         raise AssertionError("unreachable")
+
+
+def _lane(priority: str) -> dict:
+    """Only a non-default lane is sent, so requests stay valid for servers that predate lanes."""
+    return {} if priority == "interactive" else {"priority": priority}
+
+
+def _deadline(timeout_ms: float | None) -> float | None:
+    return None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+
+
+def _left(deadline: float, path: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0.001:
+        raise DeadlineExceeded(f"deadline: {path} got no answer within its timeout_ms (retries included)",
+                               field="timeout_ms")
+    return left
+
+
+async def _pause(seconds: float, deadline: float | None) -> None:
+    """Back off, but never past the deadline (the next attempt then reports it)."""
+    await asyncio.sleep(seconds if deadline is None else min(seconds, max(0.0, deadline - time.monotonic())))
 
 
 def _backoff(attempt: int, retry_after: str | None) -> float:

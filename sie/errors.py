@@ -80,6 +80,12 @@ class QueueFull(SieError):
     code, status = "queue_full", 429
 
 
+class DeadlineExceeded(SieError):
+    """The caller's time budget (timeout_ms) ran out before the answer was ready; its queued work was dropped."""
+
+    code, status = "deadline_exceeded", 504
+
+
 class ModelBusy(SieError):
     """An admin action that needs the model idle (unload) while it has work in flight."""
 

@@ -13,6 +13,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 ITEM_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 PHASES = ("queue", "tokenize", "compute", "serialize")
 
 
@@ -31,9 +32,10 @@ class Metrics:
                                       buckets=TOKEN_BUCKETS, registry=r)
         self.batch_items = Histogram("sie_batch_items", "Sequences per forward pass.", ["model"],
                                      buckets=ITEM_BUCKETS, registry=r)
-        self.queue_depth = Gauge("sie_queue_depth", "Sequences waiting in a model's queue.", ["model"], registry=r)
-        self.queue_rejections = Counter("sie_queue_rejections_total", "Requests refused with 429 (queue full).",
-                                        ["model"], registry=r)
+        self.queue_depth = Gauge("sie_queue_depth", "Sequences waiting in a model's queue, per lane "
+                                 "(interactive, batch).", ["model", "lane"], registry=r)
+        self.queue_rejections = Counter("sie_queue_rejections_total", "Requests refused with 429 (queue full), "
+                                        "per lane.", ["model", "lane"], registry=r)
         self.inflight = Gauge("sie_inflight_requests", "Requests admitted and not yet answered.", ["model"],
                               registry=r)
         self.models = Gauge("sie_models", "Models per tier: device, host, loading, failed.", ["tier"], registry=r)
@@ -54,6 +56,9 @@ class Metrics:
         self.oom_recoveries = Counter("sie_oom_recoveries_total",
                                       "Out-of-memory handling during a batch: evict, split or fail.",
                                       ["model", "action"], registry=r)
+        self.event_loop_lag = Histogram("sie_event_loop_lag_seconds",
+                                        "How late the server's 10 ms event-loop ticker fires (a blocked loop "
+                                        "delays every request).", buckets=LAG_BUCKETS, registry=r)
         self.draining = Gauge("sie_draining", "1 while the server drains after SIGTERM.", registry=r)
 
 

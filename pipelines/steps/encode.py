@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.steps.base import Chunk, IngestStep, QueryState, QueryStep, StepConfig
+from pipelines.steps.base import BULK, Chunk, IngestStep, QueryState, QueryStep, StepConfig
 
 OutputKind = Literal["dense", "sparse", "multivector"]
 VECTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # the connectors' rule, checked here for positions
@@ -101,7 +101,7 @@ class EncodeStep(IngestStep):
             return chunks
         c: EncodeConfig = self.config
         items = self.ctx.engine.encode_sync(c.model, [ch.text for ch in chunks],
-                                            **engine_options(c, c.mode == "query"))
+                                            **engine_options(c, c.mode == "query"), **BULK)
         for chunk, item in zip(chunks, items, strict=True):
             chunk.vectors.update(vectors_of(c, item))
         return chunks
@@ -113,5 +113,6 @@ class QueryEncodeStep(QueryStep):
 
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: EncodeConfig = self.config
-        (item,) = await self.ctx.engine.encode(c.model, [state.text], **engine_options(c, True))
+        (item,) = await self.ctx.engine.encode(c.model, [state.text], **engine_options(c, True),
+                                               **self.engine_options(state))
         state.vectors.update(vectors_of(c, item))

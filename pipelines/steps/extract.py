@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pipelines.paths import set_path
-from pipelines.steps.base import Chunk, IngestStep, StepConfig
+from pipelines.steps.base import BULK, Chunk, IngestStep, StepConfig
 
 
 def check_key(name: str, what: str) -> str:
@@ -73,7 +73,7 @@ class ExtractStep(IngestStep):
         if not chunks:
             return chunks
         c: ExtractConfig = self.config
-        results = self.ctx.engine.extract_sync(c.model, [ch.text for ch in chunks], **c.engine_options())
+        results = self.ctx.engine.extract_sync(c.model, [ch.text for ch in chunks], **c.engine_options(), **BULK)
         for chunk, result in zip(chunks, results, strict=True):
             if result.entities:
                 found: dict[str, list[str]] = {}

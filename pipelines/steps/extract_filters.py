@@ -88,7 +88,8 @@ class ExtractFiltersStep(QueryStep):
                     found[label] = hits
         else:
             extra = {"threshold": c.threshold} if c.threshold is not None else {}
-            (result,) = await self.ctx.engine.extract(c.model, [state.text], labels=list(c.labels), **extra)
+            (result,) = await self.ctx.engine.extract(c.model, [state.text], labels=list(c.labels), **extra,
+                                                      **self.engine_options(state))
             for entity in result.entities:
                 if entity.label in c.labels:
                     texts = found.setdefault(entity.label, [])

@@ -1,20 +1,20 @@
 """`rerank`: a score model reorders the first-stage candidates in one batched call. If it does not answer
-within `timeout_ms` (or fails), the first-stage order stands and the answer says why: an agent gets
-results late or worse, never none.
+within `timeout_ms` (or what is left of the query's deadline, if less), or fails, the first-stage order
+stands and the answer says why: an agent gets results late or worse, never none. On a timeout the call
+is cancelled with its budget, so its queued work leaves the engine's queue instead of computing for nobody.
 
     - rerank: {model: cross-encoder/ms-marco-MiniLM-L-6-v2, top_k: 10, timeout_ms: 1500}
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from pydantic import Field
 
 from pipelines.steps.base import QueryState, QueryStep, StepConfig
-from sie.errors import SieError
+from sie.errors import DeadlineExceeded, SieError
 
 
 class RerankConfig(StepConfig):
@@ -33,6 +33,11 @@ class RerankStep(QueryStep):
     name = "rerank"
     config_class = RerankConfig
 
+    def budget_s(self, state: QueryState) -> float:
+        left = state.left_s()
+        own = self.config.timeout_ms / 1000
+        return own if left is None else min(own, left)
+
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: RerankConfig = self.config
         head = state.hits[: c.candidates] if c.candidates else list(state.hits)
@@ -45,11 +50,10 @@ class RerankStep(QueryStep):
             return
         options_ = {"instruction": c.instruction} if c.instruction else {}
         try:
-            scored = await asyncio.wait_for(
-                self.ctx.engine.score(c.model, state.text, [h.text for h in head], **options_),
-                timeout=c.timeout_ms / 1000)
-        except TimeoutError:
-            note.update(status="timeout", message=f"no answer within {c.timeout_ms} ms; first-stage order kept")
+            scored = await self.ctx.engine.score(c.model, state.text, [h.text for h in head], **options_,
+                                                 **self.engine_options(state))
+        except DeadlineExceeded:
+            raise  # the query runner calls on_deadline
         except SieError as e:
             note.update(status="error", message=f"{e.code}: {e.message}; first-stage order kept")
         else:
@@ -60,6 +64,17 @@ class RerankStep(QueryStep):
                 reordered.append(candidate)
             state.hits = reordered + tail
             note["status"] = "ok"
-        note["ms"] = round((time.perf_counter() - started) * 1000, 3)
-        if c.top_k is not None:
-            state.hits = state.hits[: c.top_k]
+        self._finish(state, (time.perf_counter() - started) * 1000)
+
+    def on_deadline(self, state: QueryState, elapsed_ms: float) -> None:
+        note = state.notes.setdefault("rerank", {"model": self.config.model})
+        left = state.left_s()
+        limit = (f"the query's deadline_ms ({state.deadline_ms} ms)" if left is not None and left < 0.001
+                 else f"{self.config.timeout_ms} ms")
+        note.update(status="timeout", message=f"no answer within {limit}; first-stage order kept")
+        self._finish(state, elapsed_ms)
+
+    def _finish(self, state: QueryState, elapsed_ms: float) -> None:
+        state.notes["rerank"]["ms"] = round(elapsed_ms, 3)
+        if self.config.top_k is not None:
+            state.hits = state.hits[: self.config.top_k]

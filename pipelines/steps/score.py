@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from pipelines.paths import get_path, set_path
-from pipelines.steps.base import Chunk, IngestStep, StepConfig
+from pipelines.steps.base import BULK, Chunk, IngestStep, StepConfig
 from pipelines.steps.extract import check_path
 
 
@@ -67,7 +67,7 @@ class ScoreStep(IngestStep):
             query = c.query if c.query is not None else get_path(chunk.metadata, c.query_field or "")
             if isinstance(query, str) and query.strip():
                 groups.setdefault(query, []).append(chunk)
-        options = {"instruction": c.instruction} if c.instruction else {}
+        options = {**BULK, **({"instruction": c.instruction} if c.instruction else {})}
         for query, members in groups.items():
             for scored in self.ctx.engine.score_sync(c.model, query, [m.text for m in members], **options):
                 set_path(members[scored.index].metadata, c.field, float(scored.score))

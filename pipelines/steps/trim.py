@@ -45,6 +45,7 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 class TrimStep(QueryStep):
     name = "trim"
     config_class = TrimConfig
+    bounded = False
 
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: TrimConfig = self.config

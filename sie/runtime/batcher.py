@@ -1,13 +1,20 @@
-"""Cross-request batching: per-model bounded queues, token-budget batches, one compute thread per device.
+"""Cross-request batching: per-model bounded queues in two lanes, token-budget batches, one compute
+thread per device.
 
-A request's sequences enter its model's queue longest first. A former thread picks the model whose
-oldest sequence has waited longest and cuts a batch of compatible sequences (same kind of work)
-up to the model's token budget; it forms the next batch while the compute thread runs the current
-one, and the compute thread tops a batch up with anything that arrived meanwhile. Batches form
-whenever the device is free (continuous batching): no timer adds latency to a lone request.
+Every job is in a lane: `interactive` (queries, rerank at query time, the HTTP default) or `batch` (ingest
+runs, bulk callers). A request's sequences enter its model's queue of that lane, longest first. Whenever
+the device is free (continuous batching: no timer adds latency to a lone request) the compute thread
+cuts the next batch: from the interactive lane while it holds work, from the model whose oldest
+sequence has waited longest; compatible sequences (same kind of work) up to the model's token budget.
+While both lanes wait, every BULK_EVERY-th batch comes from the batch lane, so bulk work keeps a fixed
+minimum share and cannot starve. A batch never mixes lanes.
 
-A full queue refuses new work with 429 and a Retry-After from the model's measured throughput.
-Sequences of cancelled requests (client gone) are dropped before compute. Out of memory during a
+Admission never blocks a thread: `run` is a coroutine, and a caller whose lane is full either gets
+QueueFull (`wait=False`: 429 with a Retry-After from the model's measured throughput) or awaits an
+asyncio future that the compute thread resolves through the caller's loop (`call_soon_threadsafe`)
+when sequences leave that model's queue. A job may carry a deadline (monotonic seconds): when it passes,
+the caller gets DeadlineExceeded and the job's queued sequences are dropped; an expired sequence never
+reaches compute. Sequences of cancelled requests (client gone) are dropped too. Out of memory during a
 batch: evict an idle model and retry, then split the batch, then fail that batch only.
 """
 
@@ -16,23 +23,37 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from sie.errors import QueueFull, ResourceExhausted, SieError
+from sie.errors import DeadlineExceeded, InvalidInput, QueueFull, ResourceExhausted, SieError
 from sie.metrics import Metrics
 from sie.runtime.compute import COMPUTE
 from sie.runtime.loaded_model import LoadedModel
 from sie.runtime.tokenizer import Tokenized
 
 log = logging.getLogger(__name__)
+
+Lane = Literal["interactive", "batch"]
+LANES: tuple[Lane, ...] = ("interactive", "batch")
+# While both lanes have work waiting, one batch in BULK_EVERY is cut from the batch lane. 4 keeps ≥ 3/4 of
+# the batches for interactive work (an interactive request waits at most one bulk batch in four, plus the
+# one already on the device) and guarantees bulk ≥ 1/4 of the batches, which are full token-budget batches,
+# so an ingest run under sustained query traffic still advances at roughly a quarter of its speed or more
+# (bench/serve.py's saturation phase reports what both lanes saw).
+BULK_EVERY = 4
+
+
+def check_lane(lane: str) -> Lane:
+    if lane not in LANES:
+        raise InvalidInput(f"priority: expected 'interactive' or 'batch', got {lane!r}", field="priority")
+    return lane  # type: ignore[return-value]
 
 
 @dataclass(eq=False)
@@ -44,6 +65,8 @@ class Job:
     key: Hashable
     seqs: list[Tokenized]
     metas: list[Any]
+    lane: Lane = "interactive"
+    deadline: float | None = None           # time.monotonic() after which the job is dropped
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     results: list[Any] = field(default_factory=list)
     queue_seconds: list[float] = field(default_factory=list)
@@ -56,6 +79,13 @@ class Job:
     def model(self) -> str:
         return self.loaded.card.name
 
+    @property
+    def tokens(self) -> int:
+        return sum(len(s.ids) for s in self.seqs)
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
 
 @dataclass(eq=False)
 class _Piece:
@@ -67,6 +97,7 @@ class _Piece:
 @dataclass(eq=False)
 class _Batch:
     model: str
+    lane: Lane
     key: Hashable
     pieces: list[_Piece]
     tokens: int
@@ -85,169 +116,237 @@ class TokenBudgetBatcher:
                  evict_idle: Callable[[str], bool] = lambda model: False,
                  compute: dict[str, Callable] = COMPUTE) -> None:
         self.metrics = metrics
-        self.queue_capacity = queue_capacity
+        self.queue_capacity = queue_capacity      # per model and lane
         self.max_queue_wait = max_queue_wait
-        self._queued_tokens: dict[str, int] = {}
         self.cross_request = cross_request
         self._evict_idle = evict_idle
         self._compute = compute
-        self._queues: dict[str, deque[_Piece]] = {}
+        self._queues: dict[tuple[str, Lane], deque[_Piece]] = {}
+        self._queued_tokens: dict[tuple[str, Lane], int] = {}
         self._tokens_per_s: dict[str, float] = {}
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
+        self._interactive_run = 0   # interactive batches cut in a row while bulk work waited
         self._cv = threading.Condition()
-        self._ready: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
         self._closed = False
-        self._former = threading.Thread(target=self._form_forever, name="sie-batch-former", daemon=True)
         self._worker = threading.Thread(target=self._compute_forever, name="sie-compute", daemon=True)
-        self._former.start()
         self._worker.start()
 
     # -- submitting -------------------------------------------------------------------------------
     def submit(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized], metas: list[Any],
-               *, block: bool = False) -> Job:
-        """Queue a job; raises QueueFull when the model's queue cannot take it (unless `block`)."""
-        job = Job(loaded, kind, key, seqs, metas, results=[None] * len(seqs),
+               *, lane: Lane = "interactive", deadline: float | None = None) -> Job:
+        """Queue a job now; raises QueueFull when its lane of the model's queue cannot take it."""
+        job = self._job(loaded, kind, key, seqs, metas, lane, deadline)
+        if seqs:
+            with self._cv:
+                if (reason := self._enqueue(job)) is not None:
+                    raise self._refuse(job, reason)
+        return job
+
+    async def run(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized],
+                  metas: list[Any], *, wait: bool = False, lane: Lane = "interactive",
+                  deadline: float | None = None) -> Job:
+        """Queue and await the job. A full lane: QueueFull, or with `wait` await room without blocking the
+        loop. Past `deadline`: DeadlineExceeded. If the caller is cancelled (client gone) the job is dropped."""
+        job = self._job(loaded, kind, key, seqs, metas, lane, deadline)
+        if not seqs:
+            return job
+        await self._admit(job, wait)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), self._left(job))
+        except TimeoutError:
+            self.cancel(job)
+            raise self._expired(job, "before its sequences were computed") from None
+        except asyncio.CancelledError:
+            self.cancel(job)
+            raise
+
+    def _job(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized], metas: list[Any],
+             lane: Lane, deadline: float | None) -> Job:
+        job = Job(loaded, kind, key, seqs, metas, check_lane(lane), deadline, results=[None] * len(seqs),
                   queue_seconds=[0.0] * len(seqs), compute_seconds=[0.0] * len(seqs), remaining=len(seqs))
         if not seqs:
             job.future.set_result(job)
-            return job
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].ids))
-        tokens = sum(len(s.ids) for s in seqs)
-        with self._cv:
-            q = self._queues.setdefault(job.model, deque())
-            while (reason := self._refusal(job.model, q, len(seqs), tokens)) is not None:
-                if not block:
-                    self.metrics.queue_rejections.labels(job.model).inc()
-                    raise QueueFull(f"queue: model '{job.model}' {reason}; retry after the hinted delay",
-                                    field="items", retry_after=self._retry_after(job.model))
-                self._cv.wait(0.05)
-            job.enqueued = time.monotonic()
-            q.extend(_Piece(job, i, len(seqs[i].ids)) for i in order)
-            self._queued_tokens[job.model] = self._queued_tokens.get(job.model, 0) + tokens
-            self.metrics.queue_depth.labels(job.model).set(len(q))
-            self._cv.notify_all()
         return job
 
-    def _refusal(self, model: str, q: deque[_Piece], n: int, tokens: int) -> str | None:
-        """Why this job cannot be queued now (None: it can). An empty queue always admits."""
+    async def _admit(self, job: Job, wait: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cv:
+                reason = self._enqueue(job)
+                if reason is None:
+                    return
+                if not wait:
+                    raise self._refuse(job, reason)
+                room = loop.create_future()
+                self._waiters.setdefault(job.model, []).append((loop, room))
+            try:
+                await asyncio.wait_for(room, self._left(job))
+            except TimeoutError:
+                raise self._expired(job, "while waiting for room in the queue") from None
+            finally:
+                with self._cv:
+                    waiting = self._waiters.get(job.model, [])
+                    if (loop, room) in waiting:
+                        waiting.remove((loop, room))
+
+    def _left(self, job: Job) -> float | None:
+        return None if job.deadline is None else max(0.0, job.deadline - time.monotonic())
+
+    def _expired(self, job: Job, when: str) -> DeadlineExceeded:
+        return DeadlineExceeded(f"deadline: the {job.kind} request for '{job.model}' ({len(job.seqs)} sequences, "
+                                f"{job.lane} lane) ran out of time {when}; its queued work was dropped",
+                                field="timeout_ms")
+
+    def _refuse(self, job: Job, reason: str) -> QueueFull:
+        self.metrics.queue_rejections.labels(job.model, job.lane).inc()
+        return QueueFull(f"queue: model '{job.model}' ({job.lane} lane) {reason}; retry after the hinted delay",
+                         field="items", retry_after=self._retry_after(job.model, job.lane))
+
+    def _enqueue(self, job: Job) -> str | None:
+        """Under the lock: queue the job, or say why it cannot be queued now."""
+        lane_key = (job.model, job.lane)
+        q = self._queues.setdefault(lane_key, deque())
+        tokens = job.tokens
+        if (reason := self._refusal(job, q, tokens)) is not None:
+            return reason
+        job.enqueued = time.monotonic()
+        q.extend(_Piece(job, i, len(job.seqs[i].ids))
+                 for i in sorted(range(len(job.seqs)), key=lambda i: -len(job.seqs[i].ids)))
+        self._queued_tokens[lane_key] = self._queued_tokens.get(lane_key, 0) + tokens
+        self.metrics.queue_depth.labels(job.model, job.lane).set(len(q))
+        self._cv.notify_all()
+        return None
+
+    def _refusal(self, job: Job, q: deque[_Piece], tokens: int) -> str | None:
+        """Why this job cannot be queued now (None: it can). An empty lane always admits."""
         if not q:
             return None
-        if len(q) + n > self.queue_capacity:
+        if len(q) + len(job.seqs) > self.queue_capacity:
             return f"has {len(q)} sequences waiting (capacity {self.queue_capacity})"
-        rate = self._tokens_per_s.get(model)
+        rate = self._tokens_per_s.get(job.model)
         if self.max_queue_wait and rate:
-            wait = (self._queued_tokens.get(model, 0) + tokens) / rate
+            wait = (self._tokens_ahead(job.model, job.lane) + tokens) / rate
             if wait > self.max_queue_wait:
                 return (f"would make this request wait ~{wait:.1f}s in the queue "
                         f"(limit {self.max_queue_wait:g}s, SIE_MAX_QUEUE_WAIT)")
         return None
 
-    def _pop(self, model: str, q: deque[_Piece]) -> _Piece:
+    def _tokens_ahead(self, model: str, lane: Lane) -> int:
+        """Queued tokens a new job of `lane` waits behind: its own lane, and for bulk the interactive one too."""
+        lanes = LANES[: LANES.index(lane) + 1]
+        return sum(self._queued_tokens.get((model, ln), 0) for ln in lanes)
+
+    def _pop(self, model: str, lane: Lane, q: deque[_Piece]) -> _Piece:
         piece = q.popleft()
-        self._queued_tokens[model] -= piece.tokens
+        self._queued_tokens[(model, lane)] -= piece.tokens
         return piece
 
-    async def run(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized],
-                  metas: list[Any], *, block: bool = False) -> Job:
-        """Submit and wait; if the caller is cancelled (client disconnected) the job is dropped."""
-        job = self.submit(loaded, kind, key, seqs, metas, block=block)
-        try:
-            return await asyncio.wrap_future(job.future)
-        except asyncio.CancelledError:
-            self.cancel(job)
-            raise
-
     def cancel(self, job: Job) -> None:
+        """Drop the job: its queued sequences leave the queue now (and make room for waiting callers)."""
         job.cancelled = True
         if not job.future.done():
             job.future.cancel()
+        with self._cv:
+            q = self._queues.get((job.model, job.lane))
+            if q and any(p.job is job for p in q):
+                kept = [p for p in q if p.job is not job]
+                self._queued_tokens[(job.model, job.lane)] = sum(p.tokens for p in kept)
+                q.clear()
+                q.extend(kept)
+                self._left_queue(job.model, job.lane, q)
+
+    def _left_queue(self, model: str, lane: Lane, q: deque[_Piece]) -> None:
+        """Under the lock, after sequences left a queue: publish its depth, wake callers waiting for room."""
+        self.metrics.queue_depth.labels(model, lane).set(len(q))
+        for loop, room in self._waiters.pop(model, []):
+            try:
+                loop.call_soon_threadsafe(_resolve, room)
+            except RuntimeError:  # that caller's loop is closed: nobody is waiting any more
+                pass
 
     def depth(self, model: str) -> int:
         with self._cv:
-            return len(self._queues.get(model, ()))
+            return sum(len(self._queues.get((model, lane), ())) for lane in LANES)
 
     def depths(self) -> dict[str, int]:
         with self._cv:
-            return {m: len(q) for m, q in self._queues.items()}
+            out: dict[str, int] = {}
+            for (model, _), q in self._queues.items():
+                out[model] = out.get(model, 0) + len(q)
+            return out
 
     def close(self) -> None:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
-        try:
-            self._ready.put_nowait(None)
-        except queue.Full:
-            pass
-        self._former.join(timeout=5)
-        self._ready.put(None)
         self._worker.join(timeout=30)
 
-    def _retry_after(self, model: str) -> float:
-        """Seconds until the queue has drained, from the model's measured throughput."""
+    def _retry_after(self, model: str, lane: Lane) -> float:
+        """Seconds until the queue ahead of this lane has drained, from the model's measured throughput."""
         rate = self._tokens_per_s.get(model)
-        return max(1.0, round(self._queued_tokens.get(model, 0) / rate, 1)) if rate else 1.0
+        return max(1.0, round(self._tokens_ahead(model, lane) / rate, 1)) if rate else 1.0
 
-    # -- forming batches --------------------------------------------------------------------------
-    def _form_forever(self) -> None:
-        while True:
-            with self._cv:
-                batch = None
-                while not self._closed and batch is None:
-                    batch = self._cut_batch()
-                    if batch is None:
-                        self._cv.wait()
-                if self._closed:
-                    return
-            self._ready.put(batch)  # blocks while the previous batch is still waiting for the device
-
+    # -- cutting batches --------------------------------------------------------------------------
     def _cut_batch(self) -> _Batch | None:
-        """Under the lock: the next batch from the model whose head sequence is oldest."""
-        heads = []
-        for model, q in self._queues.items():
-            while q and q[0].job.cancelled:
-                self._pop(model, q)
+        """Under the lock: the next batch — interactive first, one in BULK_EVERY from bulk while both wait;
+        within a lane, from the model whose head sequence is oldest."""
+        now = time.monotonic()
+        heads: dict[Lane, list[tuple[float, str]]] = {lane: [] for lane in LANES}
+        for (model, lane), q in self._queues.items():
+            self._drop_dead(model, lane, q, now)
             if q:
-                heads.append((q[0].job.enqueued, model))
-        if not heads:
+                heads[lane].append((q[0].job.enqueued, model))
+        interactive, bulk = heads["interactive"], heads["batch"]
+        if not bulk:
+            self._interactive_run = 0
+        if interactive and (not bulk or self._interactive_run < BULK_EVERY - 1):
+            lane: Lane = "interactive"
+            self._interactive_run += 1 if bulk else 0
+        elif bulk:
+            lane = "batch"
+            self._interactive_run = 0
+        else:
             return None
-        _, model = min(heads)
-        q = self._queues[model]
-        key = q[0].job.key
-        batch = _Batch(model, key, [], 0)
-        self._fill(batch, q, q[0].job.loaded.token_budget)
-        return batch
-
-    def _fill(self, batch: _Batch, q: deque[_Piece], budget: int) -> None:
-        """Move compatible pieces from the front of `q` into `batch` while they fit the token budget."""
+        _, model = min(heads[lane])
+        q = self._queues[(model, lane)]
+        batch = _Batch(model, lane, q[0].job.key, [], 0)
+        budget = q[0].job.loaded.token_budget
         while q:
+            self._drop_dead(model, lane, q, now)
+            if not q:
+                break
             piece = q[0]
-            if piece.job.cancelled:
-                self._pop(batch.model, q)
-                continue
             if piece.job.key != batch.key:
                 break
             if not self.cross_request and batch.pieces and piece.job is not batch.pieces[0].job:
                 break
             if batch.pieces and batch.tokens + piece.tokens > budget:
                 break
-            batch.pieces.append(self._pop(batch.model, q))
+            batch.pieces.append(self._pop(model, lane, q))
             batch.tokens += piece.tokens
-        self.metrics.queue_depth.labels(batch.model).set(len(q))
-        self._cv.notify_all()
+        self._left_queue(model, lane, q)
+        return batch
 
-    def _top_up(self, batch: _Batch) -> None:
-        with self._cv:
-            q = self._queues.get(batch.model)
-            if q and batch.pieces:
-                self._fill(batch, q, batch.pieces[0].job.loaded.token_budget)
+    def _drop_dead(self, model: str, lane: Lane, q: deque[_Piece], now: float) -> None:
+        """Pop the leading sequences of cancelled or expired jobs (an expired job fails with DeadlineExceeded)."""
+        dropped = False
+        while q and (q[0].job.cancelled or q[0].job.expired(now)):
+            job = self._pop(model, lane, q).job
+            if not job.cancelled:
+                _fail_job(job, self._expired(job, "while queued"))
+            dropped = True
+        if dropped:
+            self._left_queue(model, lane, q)
 
     # -- computing --------------------------------------------------------------------------------
     def _compute_forever(self) -> None:
         while True:
-            batch = self._ready.get()
-            if batch is None:
-                return
-            self._top_up(batch)
-            batch.pieces = [p for p in batch.pieces if not p.job.cancelled]
+            with self._cv:
+                batch = None
+                while not self._closed and (batch := self._cut_batch()) is None:
+                    self._cv.wait()
+                if self._closed:
+                    return
             if batch.pieces:
                 self._run(batch)
 
@@ -282,7 +381,10 @@ class TokenBudgetBatcher:
             job.remaining -= 1
             if job.remaining == 0:
                 self.metrics.phase_seconds.labels(batch.model, "queue").observe(start - job.enqueued)
-                job.future.set_result(job)
+                try:
+                    job.future.set_result(job)
+                except concurrent.futures.InvalidStateError:  # cancelled by its caller meanwhile
+                    pass
 
     def _compute_with_recovery(self, model: str, loaded: LoadedModel, pieces: list[_Piece],
                                may_evict: bool) -> list[Any]:
@@ -308,9 +410,21 @@ class TokenBudgetBatcher:
 
     def _fail(self, pieces: list[_Piece], error: SieError) -> None:
         for job in {id(p.job): p.job for p in pieces}.values():
-            job.cancelled = True  # its other sequences are dropped from the queue
-            if not job.future.done():
-                job.future.set_exception(error)
+            _fail_job(job, error)
+
+
+def _fail_job(job: Job, error: SieError) -> None:
+    job.cancelled = True  # its other sequences are dropped from the queue
+    try:
+        if not job.future.done():
+            job.future.set_exception(error)
+    except concurrent.futures.InvalidStateError:  # cancelled by its caller meanwhile
+        pass
+
+
+def _resolve(room: asyncio.Future) -> None:
+    if not room.done():
+        room.set_result(None)
 
 
 def _release_cached_memory(loaded: LoadedModel) -> None:

@@ -4,15 +4,23 @@ the pipelines (`sie.client` implements the same methods over HTTP).
 A call: validate → lease the model from the pool (loading it if needed) → tokenize on a worker
 thread → queue the sequences in the model's batcher (merged with other requests into token-budget
 batches) → post-process per request (Matryoshka width, normalization, output dtype).
+
+Every call takes three scheduling options (nothing in a call blocks the event loop):
+- `priority`: "interactive" (default: queries, rerank at query time) is batched ahead of "batch"
+  (ingest runs, bulk work), which keeps a minimum share (see sie.runtime.batcher);
+- `timeout_ms`: the caller's remaining budget; when it runs out the call raises DeadlineExceeded (504)
+  and its queued sequences are dropped;
+- `admission`: "wait" (default) awaits room in a full queue; "reject" raises QueueFull (429 with
+  Retry-After), as the HTTP routes do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal, TypeVar
 
@@ -22,13 +30,13 @@ import torch
 from sie.background_loop import BackgroundLoop
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
-from sie.errors import InvalidInput, SieError, UnsupportedCapability
+from sie.errors import DeadlineExceeded, InvalidInput, SieError, UnsupportedCapability
 from sie.metrics import Metrics
 from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
 from sie.runtime import encoding, extraction, scoring, zero_shot
 from sie.runtime.allocator import keep_activation_memory
-from sie.runtime.batcher import Job, TokenBudgetBatcher
+from sie.runtime.batcher import Job, Lane, TokenBudgetBatcher, check_lane
 from sie.runtime.compute import EncodeMeta
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
@@ -39,6 +47,43 @@ from sie.runtime.tokenizer import Tokenized
 
 Admission = Literal["wait", "reject"]
 T = TypeVar("T")
+MAX_TIMEOUT_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Call:
+    """How one engine call is scheduled: its lane, its deadline (time.monotonic()) and its admission."""
+
+    lane: Lane = "interactive"
+    deadline: float | None = None
+    timeout_ms: float | None = None
+    wait: bool = True
+
+    @classmethod
+    def of(cls, priority: str, timeout_ms: float | None, admission: Admission) -> Call:
+        lane = check_lane(priority)
+        if admission not in ("wait", "reject"):
+            raise InvalidInput(f"admission: expected 'wait' or 'reject', got {admission!r}", field="admission")
+        if timeout_ms is None:
+            return cls(lane, wait=admission == "wait")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) \
+                or not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+            raise InvalidInput(f"timeout_ms: expected a number of milliseconds in (0, {MAX_TIMEOUT_MS}], "
+                               f"got {timeout_ms!r}", field="timeout_ms")
+        return cls(lane, time.monotonic() + timeout_ms / 1000, timeout_ms, admission == "wait")
+
+    def batcher(self) -> dict:
+        return {"lane": self.lane, "deadline": self.deadline, "wait": self.wait}
+
+    async def bounded(self, work: Awaitable[T], what: str) -> T:
+        """`work` within the deadline; on expiry it is cancelled (its queued sequences dropped)."""
+        if self.deadline is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, max(0.0, self.deadline - time.monotonic()))
+        except TimeoutError:
+            raise DeadlineExceeded(f"deadline: {what} did not finish within timeout_ms={self.timeout_ms:g}; "
+                                   f"its queued work was dropped", field="timeout_ms") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,10 +151,21 @@ class Engine:
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
                      output_types: list[str] | None = None, sparse_top_k: int | None = None,
-                     sparse_tokens: bool = False, admission: Admission = "wait") -> list[EncodedItem]:
+                     sparse_tokens: bool = False, admission: Admission = "wait", priority: Lane = "interactive",
+                     timeout_ms: float | None = None) -> list[EncodedItem]:
         """`output_types`: any of dense / sparse / multivector the card offers, from one forward pass
         (default: the card's first). `sparse_top_k` caps sparse entries (card default), `sparse_tokens`
         adds each entry's vocabulary string."""
+        call = Call.of(priority, timeout_ms, admission)
+        return await call.bounded(self._encode(model, items, call, is_query=is_query, dims=dims, dtype=dtype,
+                                               normalize=normalize, instruction=instruction,
+                                               output_types=output_types, sparse_top_k=sparse_top_k,
+                                               sparse_tokens=sparse_tokens), f"encode on '{model}'")
+
+    async def _encode(self, model: str, items: list[str], call: Call, *, is_query: bool = False,
+                      dims: int | None = None, dtype: str = "float32", normalize: bool | None = None,
+                      instruction: str | None = None, output_types: list[str] | None = None,
+                      sparse_top_k: int | None = None, sparse_tokens: bool = False) -> list[EncodedItem]:
         card = self.catalog.get(model)
         texts = validate_texts(items)
         outputs = encoding.output_types(card, output_types)
@@ -135,7 +191,7 @@ class Engine:
             job = None
             if forward:
                 job = await self.batcher.run(loaded, "encode", ("encode", forward, role), seqs,
-                                             [EncodeMeta(forward, role)] * len(seqs), block=admission == "wait")
+                                             [EncodeMeta(forward, role)] * len(seqs), **call.batcher())
             raw = job.results if job else [{} for _ in seqs]
             if idf_queries or lexical:
                 skip = set(loaded.heads.special_ids.tolist()) if sparse_spec.skip_special_tokens else set()
@@ -164,9 +220,16 @@ class Engine:
 
     # -- score / extract ----------------------------------------------------------------------------
     async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
-                    instruction: str | None = None, admission: Admission = "wait") -> list[ScoredItem]:
+                    instruction: str | None = None, admission: Admission = "wait", priority: Lane = "interactive",
+                    timeout_ms: float | None = None) -> list[ScoredItem]:
         """Relevance of each item to `query`, sorted best first (cross-encoder, yes/no decoder, late
         interaction, bi-encoder), with each item's original index and rank."""
+        call = Call.of(priority, timeout_ms, admission)
+        return await call.bounded(self._score(model, query, items, call, top_k=top_k, instruction=instruction),
+                                  f"score on '{model}'")
+
+    async def _score(self, model: str, query: str, items: list[str], call: Call, *, top_k: int | None,
+                     instruction: str | None) -> list[ScoredItem]:
         card = self.catalog.get(model)
         spec = card.capabilities.score
         if spec is None:
@@ -177,9 +240,9 @@ class Engine:
         encoding.validate_top_k(top_k, "top_k")
         if spec.kind in ("late-interaction", "bi-encoder"):
             kind = "multivector" if spec.kind == "late-interaction" else "dense"
-            q = (await self.encode(card.name, [query], is_query=True, instruction=instruction, output_types=[kind],
-                                   admission=admission))[0]
-            docs = await self.encode(card.name, texts, output_types=[kind], admission=admission)
+            q = (await self._encode(card.name, [query], call, is_query=True, instruction=instruction,
+                                    output_types=[kind]))[0]
+            docs = await self._encode(card.name, texts, call, output_types=[kind])
             measure = scoring.maxsim if kind == "multivector" else scoring.cosine
             scores = [measure(getattr(q, kind), getattr(d, kind)) for d in docs]
             return scoring.ranked(scores, [d.tokens for d in docs], [d.truncated for d in docs], top_k)
@@ -190,8 +253,7 @@ class Engine:
                 q = card.prompts.query_prefix(instruction) + query
                 prep = partial(loaded.tokenizer.encode_pairs, [(q, t) for t in texts])
             seqs, tokenize_s = await self._prepare(loaded, prep)
-            job = await self.batcher.run(loaded, "score", ("score",), seqs, [None] * len(seqs),
-                                         block=admission == "wait")
+            job = await self.batcher.run(loaded, "score", ("score",), seqs, [None] * len(seqs), **call.batcher())
         scores = [scoring.relevance(r["logits"], spec) for r in job.results]
         timings = [_timing(job, i, tokenize_s) for i in range(len(seqs))]
         ranked = scoring.ranked(scores, [len(s.ids) for s in seqs], [s.truncated for s in seqs], top_k)
@@ -199,30 +261,36 @@ class Engine:
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
-                      admission: Admission = "wait") -> list[ExtractedItem]:
+                      admission: Admission = "wait", priority: Lane = "interactive",
+                      timeout_ms: float | None = None) -> list[ExtractedItem]:
         """Entities (GLiNER zero-shot spans, token-classification tags) or classifications (NLI zero-shot)."""
+        call = Call.of(priority, timeout_ms, admission)
+        return await call.bounded(self._extract(model, items, call, labels=labels, threshold=threshold, flat=flat,
+                                                multi_label=multi_label), f"extract on '{model}'")
+
+    async def _extract(self, model: str, items: list[str], call: Call, *, labels: list[str] | None,
+                       threshold: float | None, flat: bool, multi_label: bool) -> list[ExtractedItem]:
         card = self.catalog.get(model)
         spec = extraction.capability(card)
         texts = validate_texts(items)
         chosen = extraction.request_labels(spec, labels)
         minimum = extraction.request_threshold(spec, threshold)
         if spec.kind == "similarity":
-            return await self._classify_by_similarity(card, spec, texts, chosen, minimum, multi_label, admission)
+            return await self._classify_by_similarity(card, spec, texts, chosen, minimum, multi_label, call)
         async with await self.pool.acquire(card.name) as loaded:
             plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen))
-            job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas,
-                                         block=admission == "wait")
+            job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas, **call.batcher())
             timings = [_timing(job, i, tokenize_s) for i in range(len(plan.seqs))]
             return extraction.finish(loaded, plan, texts, job.results, threshold=minimum, flat=flat,
                                      multi_label=multi_label, timings=timings)
 
     async def _classify_by_similarity(self, card: ModelCard, spec, texts: list[str], labels: list[str],
-                                      threshold: float, multi_label: bool, admission: Admission) -> list[ExtractedItem]:
+                                      threshold: float, multi_label: bool, call: Call) -> list[ExtractedItem]:
         """Zero-shot classes from the model's own embeddings: texts as documents, hypotheses as queries."""
         items, hyps = await asyncio.gather(
-            self.encode(card.name, texts, admission=admission, output_types=["dense"]),
-            self.encode(card.name, zero_shot.hypotheses(labels, spec.hypothesis_template), admission=admission,
-                        output_types=["dense"]))
+            self._encode(card.name, texts, call, output_types=["dense"]),
+            self._encode(card.name, zero_shot.hypotheses(labels, spec.hypothesis_template), call,
+                         output_types=["dense"]))
         classes = zero_shot.classify_by_similarity(
             np.stack([i.dense for i in items]), np.stack([h.dense for h in hyps]), labels, multi_label=multi_label,
             temperature=spec.temperature, threshold=threshold)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import Depends, FastAPI, Request
 
 from sie import __version__
 from sie.errors import SieError
+from sie.metrics import Metrics
 from sie.runtime.engine import Engine
 from sie.server import admin, cohere, compat, errors, native, tei
 from sie.server.auth import ApiKeys
 from sie.server.middleware import BodyLimit, RequestMetrics
 
 log = logging.getLogger(__name__)
+LAG_TICK_S = 0.01  # the ticker behind sie_event_loop_lag_seconds
 
 
 def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> FastAPI:
@@ -26,7 +29,11 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         threading.Thread(target=_preload, args=(app,), name="sie-preload", daemon=True).start()
+        ticker = asyncio.create_task(measure_loop_lag(engine.metrics), name="sie-loop-lag")
         yield
+        ticker.cancel()
+        with suppress(asyncio.CancelledError):
+            await ticker
         if owned:
             engine.close()
 
@@ -52,6 +59,16 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
     app.add_middleware(RequestMetrics, metrics=engine.metrics)
     app.add_middleware(BodyLimit, max_bytes=engine.settings.max_body_bytes)
     return app
+
+
+async def measure_loop_lag(metrics: Metrics, tick: float = LAG_TICK_S) -> None:
+    """Sleep `tick` seconds, again and again, and record how much later than asked each wake-up came:
+    anything that holds the event loop (a blocking call, a long computation) shows up here."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(tick)
+        metrics.event_loop_lag.observe(max(0.0, loop.time() - start - tick))
 
 
 def _preload(app: FastAPI) -> None:

@@ -30,7 +30,7 @@ async def embeddings(request: Request):
                            field="input_type", status=422)
     role = is_query(body.input_type or body.prompt_name, "input_type" if body.input_type else "prompt_name")
     results = await unless_disconnected(request, engine.encode(
-        body.model, texts, is_query=role, dims=body.dimensions, admission="reject"))
+        body.model, texts, is_query=role, dims=body.dimensions, admission="reject", priority=body.priority))
     data = []
     for i, r in enumerate(results):
         vector = r.dense.astype(np.float32, copy=False)
@@ -50,7 +50,7 @@ async def rerank(request: Request):
     check_limits(request, docs, field="documents")
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.score(
-        body.model, body.query, docs, top_k=body.top_n, admission="reject"))
+        body.model, body.query, docs, top_k=body.top_n, admission="reject", priority=body.priority))
     out = []
     for r in results:
         entry = {"index": r.index, "relevance_score": r.score}

@@ -13,12 +13,22 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Scheduling(_Body):
+    """How the engine schedules this request (every native route's params)."""
+
+    priority: Literal["interactive", "batch"] = Field(
+        "interactive", description="interactive (default) is batched ahead of batch work; batch (bulk, "
+                                   "ingest) keeps a minimum share of the device.")
+    timeout_ms: int | None = Field(None, gt=0, le=3_600_000, description="Answer 504 deadline_exceeded and drop "
+                                                                         "the queued work after this.")
+
+
 class Item(_Body):
     id: str | None = Field(None, description="Echoed back with the item's result.")
     text: str = Field(min_length=1, description="The input text (not empty, not only whitespace).")
 
 
-class EncodeParams(_Body):
+class EncodeParams(Scheduling):
     output_types: list[Literal["dense", "sparse", "multivector"]] | None = Field(
         None, min_length=1, description="Outputs from one forward pass; default: the model's first.")
     sparse_top_k: int | None = Field(None, gt=0, description="Keep the k largest sparse weights.")
@@ -35,7 +45,7 @@ class EncodeRequest(_Body):
     params: EncodeParams = EncodeParams()
 
 
-class ScoreParams(_Body):
+class ScoreParams(Scheduling):
     top_k: int | None = Field(None, gt=0)
     instruction: str | None = None
 
@@ -46,7 +56,7 @@ class ScoreRequest(_Body):
     params: ScoreParams = ScoreParams()
 
 
-class ExtractParams(_Body):
+class ExtractParams(Scheduling):
     labels: list[str] | None = None
     threshold: float | None = Field(None, ge=0, le=1)
     flat: bool = True
@@ -73,6 +83,7 @@ class EmbeddingsRequest(BaseModel):
     # Extensions (as TEI's prompt_name): the card's query or document prompt; default: document.
     input_type: str | None = Field(None, description="query (search_query) or document (passage, search_document).")
     prompt_name: str | None = Field(None, description="Same as input_type, under TEI's name.")
+    priority: Literal["interactive", "batch"] = Field("interactive", description="sie's lane (an extra field).")
 
     @field_validator("input", mode="before")
     @classmethod
@@ -95,3 +106,4 @@ class RerankRequest(BaseModel):
     documents: list[str | RerankDocument] = Field(min_length=1)
     top_n: int | None = Field(None, gt=0)
     return_documents: bool = False
+    priority: Literal["interactive", "batch"] = Field("interactive", description="sie's lane (an extra field).")
