@@ -119,7 +119,10 @@ class LruModelPool:
         slot, ready = self._begin(name)
         wait = self.load_wait_timeout if timeout is None else timeout
         try:
-            model = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(ready)), wait)
+            # A resident model is handed over at once: through wait_for it would take a loop iteration, and a
+            # busy loop could turn that into a false "still loading" 503 under a short SIE_LOAD_WAIT_TIMEOUT.
+            model = ready.result() if ready.done() else await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(ready)), wait)
         except TimeoutError:
             self._end(slot)
             raise _still_loading(slot, wait) from None
