@@ -15,8 +15,11 @@ Phases:
  2. One short request at a time: p50 HTTP latency minus p50 in-process compute (same engine code).
  3. Three resident models (three cards, same weights) with interleaved traffic vs one model alone.
  4. Host-tier swap-in vs cold load (sie_model_swap_in_seconds vs sie_model_load_seconds).
- 5. Saturation: open-loop arrivals at 10x measured capacity in eight segments: p99 of admitted requests,
-    share of 429s, server RSS after each segment.
+ 5. Saturation: open-loop bulk arrivals (`priority: batch`) at 10x measured capacity in eight segments:
+    p99 of admitted requests, share of 429s, server RSS after each segment. Meanwhile one interactive
+    client sends one short text at a time: its p99 against its idle p99 (measured just before), and the
+    server's event-loop lag (its 10 ms ticker, sie_event_loop_lag_seconds) p50/p99 over the phase.
+    Goals (issue 12): loop lag p99 <= 20 ms; interactive p99 <= 2x idle.
 Last line: {"bench": "serve", ...}
 """
 
@@ -184,7 +187,8 @@ async def closed_loop(url: str, texts: list[str], seconds: float, clients: int, 
             "p50_ms": 1000 * statistics.median(lat) if lat else None}
 
 
-async def open_loop(url: str, texts: list[str], seconds: float, rate: float, seed: int) -> dict:
+async def open_loop(url: str, texts: list[str], seconds: float, rate: float, seed: int,
+                    priority: str = "batch") -> dict:
     """Requests of 8 texts arriving at `rate` per second regardless of answers (Poisson arrivals)."""
     rng = random.Random(seed)
     admitted: list[float] = []
@@ -193,7 +197,8 @@ async def open_loop(url: str, texts: list[str], seconds: float, rate: float, see
         async def one() -> None:
             t = time.perf_counter()
             try:
-                r = await http.post("/v1/embeddings", json={"model": MODEL, "input": rng.sample(texts, 8)})
+                r = await http.post("/v1/embeddings", json={"model": MODEL, "input": rng.sample(texts, 8),
+                                                            "priority": priority})
                 code = r.status_code
             except httpx.TransportError:
                 code = -1
@@ -211,7 +216,52 @@ async def open_loop(url: str, texts: list[str], seconds: float, rate: float, see
     return {"requests": total, "admitted": codes.get(200, 0), "rejected_429": codes.get(429, 0),
             "other": total - codes.get(200, 0) - codes.get(429, 0),
             "p50_ms": round(1000 * admitted[len(admitted) // 2], 1) if admitted else None,
-            "p99_ms": round(1000 * admitted[int(len(admitted) * 0.99)], 1) if admitted else None}
+            "p99_ms": round(1000 * admitted[int(len(admitted) * 0.99)], 1) if admitted else None,
+            "admitted_s": admitted}
+
+
+async def interactive_probe(url: str, seconds: float, text: str = "a short query about vector databases") -> list:
+    """One short interactive request at a time (10 ms apart) for `seconds`: its latencies in seconds."""
+    lat: list[float] = []
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            r = await http.post(f"/v1/encode/{MODEL}", json={"items": [{"text": text}]})
+            if r.status_code == 200:
+                lat.append(time.perf_counter() - t)
+            await asyncio.sleep(0.01)
+    return lat
+
+
+def p99_ms(values: list[float]) -> float | None:
+    return round(1000 * sorted(values)[int(len(values) * 0.99)], 1) if values else None
+
+
+def lag_buckets(url: str) -> list[tuple[float, float]]:
+    """The cumulative buckets (upper bound, count) of the server's sie_event_loop_lag_seconds."""
+    out = []
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        m = re.match(r'^sie_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', line)
+        if m:
+            out.append((float(m.group(1)), float(m.group(2))))
+    return out
+
+
+def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float | None:
+    """Prometheus' histogram_quantile over what was observed between two scrapes (linear in a bucket)."""
+    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before)]
+    total = counts[-1][1] if counts else 0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for le, cum in counts:
+        if cum >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * (rank - below) / max(cum - below, 1e-9)
+        lower, below = le, cum
+    return lower
 
 
 def metric_sum(url: str, name: str) -> float:
@@ -322,16 +372,34 @@ def main() -> None:
     # Eight segments at 10x: allocator pools, queues and per-shape GEMM kernels fill in the first ones;
     # later ones show whether memory keeps growing (glibc keeps up to 256 MiB of freed memory by design,
     # see sie/runtime/allocator.py; GEMM shapes are bucketed, see sie/models/linear.py).
-    rss, segments = [round(sat_server.rss_mib())], []
+    idle_probe = asyncio.run(interactive_probe(sat_server.url, max(3.0, args.seconds / 2)))
+    rss, segments, busy_probe = [round(sat_server.rss_mib())], [], []
+    lag_before = lag_buckets(sat_server.url)
+
+    async def segment(seed: int) -> dict:
+        bulk, probe = await asyncio.gather(open_loop(sat_server.url, texts, args.seconds / 2, offered_rps, seed),
+                                           interactive_probe(sat_server.url, args.seconds / 2))
+        busy_probe.extend(probe)
+        return bulk
+
     for i in range(8):
-        segments.append(asyncio.run(open_loop(sat_server.url, texts, args.seconds / 2, offered_rps, 7 + i)))
+        segments.append(asyncio.run(segment(7 + i)))
         rss.append(round(sat_server.rss_mib()))
+    lag_after = lag_buckets(sat_server.url)
+    lag = {f"p{int(q * 100)}_ms": None if (v := bucket_quantile(lag_before, lag_after, q)) is None
+           else round(1000 * v, 2) for q in (0.5, 0.99)}
+    idle_p99, busy_p99 = p99_ms(idle_probe), p99_ms(busy_probe)
     saturation = {"offered_rps": round(offered_rps, 1),
                   "requests": sum(x["requests"] for x in segments),
                   "admitted": sum(x["admitted"] for x in segments),
                   "rejected_429": sum(x["rejected_429"] for x in segments),
                   "other": sum(x["other"] for x in segments),
                   "p99_ms_per_segment": [x["p99_ms"] for x in segments],
+                  "bulk_p99_ms": p99_ms([t for x in segments for t in x["admitted_s"]]),
+                  "interactive_idle_p99_ms": idle_p99, "interactive_p99_ms": busy_p99,
+                  "interactive_p99_vs_idle": round(busy_p99 / idle_p99, 2) if idle_p99 and busy_p99 else None,
+                  "interactive_requests": len(busy_probe),
+                  "event_loop_lag_p50_ms": lag["p50_ms"], "event_loop_lag_p99_ms": lag["p99_ms"],
                   "rss_mib_start": rss[0], "rss_mib_after_each_segment": rss[1:]}
     print(json.dumps({"phase": "saturation", **saturation}), flush=True)
     sat_server.stop()

@@ -29,7 +29,7 @@ class Settings(BaseModel):
         2048, gt=0, description="Cap on tokens per CPU forward pass: small passes stay in cache "
                                 "(measured here: 2048 tokens ~20% faster than 16384).")
     threads: int | None = Field(None, gt=0, description="torch intra-op threads (default: torch's choice).")
-    tokenizer_threads: int = Field(2, gt=0, description="Threads that tokenize requests off the event loop.")
+    tokenizer_threads: int = Field(2, gt=0, description="Threads per lane that tokenize requests off the event loop.")
     # -- model pool
     memory_budget: str | None = Field(
         None, description="Device budget: bytes ('8GiB'), fraction (0.5) or '50%'. Default: 90% of free GPU "
@@ -42,7 +42,8 @@ class Settings(BaseModel):
     load_wait_timeout: float = Field(120.0, gt=0, description="How long a request waits for its model to "
                                                                "load before a 503 with Retry-After.")
     # -- batcher
-    queue_capacity: int = Field(4096, gt=0, description="Sequences a model's queue holds before 429.")
+    queue_capacity: int = Field(4096, gt=0, description="Sequences each lane (interactive, batch) of a model's "
+                                                         "queue holds before 429.")
     max_queue_wait: float | None = Field(
         2.0, gt=0, description="Refuse (429) work that would wait longer than this in a model's queue, "
                                "judged from its measured throughput: bounds the latency of admitted requests.")

@@ -36,7 +36,7 @@ from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
 from sie.runtime import encoding, extraction, scoring, zero_shot
 from sie.runtime.allocator import keep_activation_memory
-from sie.runtime.batcher import Job, Lane, TokenBudgetBatcher, check_lane
+from sie.runtime.batcher import LANES, Job, Lane, TokenBudgetBatcher, check_lane
 from sie.runtime.compute import EncodeMeta
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
@@ -130,7 +130,9 @@ class Engine:
         self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity,
                                           max_queue_wait=s.max_queue_wait, cross_request=s.batching,
                                           evict_idle=lambda model: self.pool.evict_one_idle(exclude=model))
-        self._tokenizers = ThreadPoolExecutor(s.tokenizer_threads, thread_name_prefix="sie-tokenize")
+        # Tokenizer threads per lane: an interactive request is never tokenized behind a flood of bulk ones.
+        self._tokenizers = {lane: ThreadPoolExecutor(s.tokenizer_threads, thread_name_prefix=f"sie-tokenize-{lane}")
+                            for lane in LANES}
         self._sync = BackgroundLoop("sie-engine-sync")
 
     # -- models -----------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ class Engine:
         role = ("query" if is_query else "document") if "multivector" in forward else "any"
         async with await self.pool.acquire(card.name) as loaded:
             seqs, tokenize_s = await self._prepare(loaded, partial(encoding.role_sequences, card, loaded.tokenizer,
-                                                                   texts, is_query=is_query))
+                                                                   texts, is_query=is_query), call.lane)
             job = None
             if forward:
                 job = await self.batcher.run(loaded, "encode", ("encode", forward, role), seqs,
@@ -252,7 +254,7 @@ class Engine:
             else:
                 q = card.prompts.query_prefix(instruction) + query
                 prep = partial(loaded.tokenizer.encode_pairs, [(q, t) for t in texts])
-            seqs, tokenize_s = await self._prepare(loaded, prep)
+            seqs, tokenize_s = await self._prepare(loaded, prep, call.lane)
             job = await self.batcher.run(loaded, "score", ("score",), seqs, [None] * len(seqs), **call.batcher())
         scores = [scoring.relevance(r["logits"], spec) for r in job.results]
         timings = [_timing(job, i, tokenize_s) for i in range(len(seqs))]
@@ -278,7 +280,7 @@ class Engine:
         if spec.kind == "similarity":
             return await self._classify_by_similarity(card, spec, texts, chosen, minimum, multi_label, call)
         async with await self.pool.acquire(card.name) as loaded:
-            plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen))
+            plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen), call.lane)
             job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas, **call.batcher())
             timings = [_timing(job, i, tokenize_s) for i in range(len(plan.seqs))]
             return extraction.finish(loaded, plan, texts, job.results, threshold=minimum, flat=flat,
@@ -307,10 +309,11 @@ class Engine:
     async def _tokenize(self, loaded: LoadedModel, texts: list[str]) -> tuple[list[Tokenized], float]:
         return await self._prepare(loaded, partial(loaded.tokenizer.encode, texts))
 
-    async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T]) -> tuple[T, float]:
-        """Run tokenization work on the tokenizer threads; returns its result and the seconds it took."""
+    async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T],
+                       lane: Lane = "interactive") -> tuple[T, float]:
+        """Run tokenization work on the lane's tokenizer threads; returns its result and the seconds it took."""
         start = time.monotonic()
-        result = await asyncio.get_running_loop().run_in_executor(self._tokenizers, prepare)
+        result = await asyncio.get_running_loop().run_in_executor(self._tokenizers[lane], prepare)
         elapsed = time.monotonic() - start
         self.metrics.phase_seconds.labels(loaded.card.name, "tokenize").observe(elapsed)
         return result, elapsed
@@ -318,7 +321,8 @@ class Engine:
     def close(self) -> None:
         self.batcher.close()
         self.pool.close()
-        self._tokenizers.shutdown(wait=False, cancel_futures=True)
+        for tokenizers in self._tokenizers.values():
+            tokenizers.shutdown(wait=False, cancel_futures=True)
         self._sync.close()
 
 
