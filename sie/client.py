@@ -11,8 +11,8 @@ the `X-SIE-Model` header (for model-affinity routing in front of a cluster), and
 
 Scheduling, as on the Engine: `priority="batch"` puts the work in the server's bulk lane (default
 interactive); `timeout_ms` is one budget for the whole call, retries included: every request carries
-what is left of it as `params.timeout_ms` (the server drops the work and answers 504 when it runs out),
-and the client raises DeadlineExceeded once nothing is left.
+what is left of it in the `X-SIE-Timeout-Ms` header (the server drops the work and answers 504 when it
+runs out), and the client raises DeadlineExceeded once nothing is left.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from sie.background_loop import BackgroundLoop
-from sie.codec import JSON, MSGPACK, decode_body, encode_body, unpack_array
+from sie.codec import JSON, MSGPACK, TIMEOUT_HEADER, decode_body, encode_body, unpack_array
 from sie.errors import DeadlineExceeded, SieError
 from sie.runtime.results import (
     Classification,
@@ -171,16 +171,14 @@ class SieClient:
         body = None
         headers = dict(headers or {})
         if payload is not None:
+            body = encode_body(payload, self.content_type == MSGPACK)
             headers["content-type"] = self.content_type
         for attempt in range(self.max_retries + 1):
             timeout: float | None = self.timeout
             if deadline is not None:  # each attempt carries what is left of the budget
                 left = _left(deadline, path)
-                payload = {**(payload or {}), "params": {**(payload or {}).get("params", {}),
-                                                         "timeout_ms": max(1, int(left * 1000))}}
+                headers[TIMEOUT_HEADER] = f"{left * 1000:.0f}"
                 timeout = min(self.timeout, left + 1.0)  # the server answers 504 at the deadline itself
-            if payload is not None:
-                body = encode_body(payload, self.content_type == MSGPACK)
             try:
                 resp = await self._client().request(method, path, content=body, headers=headers, timeout=timeout)
             except httpx.TransportError as e:

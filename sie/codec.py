@@ -15,6 +15,7 @@ import orjson
 
 MSGPACK = "application/msgpack"
 JSON = "application/json"
+TIMEOUT_HEADER = "X-SIE-Timeout-Ms"  # a request's time budget in milliseconds (sie.server.http reads it)
 _MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from sie.errors import InvalidInput
-from sie.server.http import name_model, parse, respond, unless_disconnected
+from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits
 from sie.server.roles import is_query
 from sie.server.schemas import EmbeddingsRequest, RerankDocument, RerankRequest
@@ -30,7 +30,8 @@ async def embeddings(request: Request):
                            field="input_type", status=422)
     role = is_query(body.input_type or body.prompt_name, "input_type" if body.input_type else "prompt_name")
     results = await unless_disconnected(request, engine.encode(
-        body.model, texts, is_query=role, dims=body.dimensions, admission="reject", priority=body.priority))
+        body.model, texts, is_query=role, dims=body.dimensions, admission="reject", priority=body.priority,
+        timeout_ms=timeout_ms(request)))
     data = []
     for i, r in enumerate(results):
         vector = r.dense.astype(np.float32, copy=False)
@@ -50,7 +51,8 @@ async def rerank(request: Request):
     check_limits(request, docs, field="documents")
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.score(
-        body.model, body.query, docs, top_k=body.top_n, admission="reject", priority=body.priority))
+        body.model, body.query, docs, top_k=body.top_n, admission="reject", priority=body.priority,
+        timeout_ms=timeout_ms(request)))
     out = []
     for r in results:
         entry = {"index": r.index, "relevance_score": r.score}

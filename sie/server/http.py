@@ -12,8 +12,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from sie.codec import decode_body, encode_body, wants_msgpack
+from sie.codec import TIMEOUT_HEADER, decode_body, encode_body, wants_msgpack
 from sie.errors import InvalidInput, SieError
+from sie.runtime.engine import MAX_TIMEOUT_MS
 from sie.server.errors import invalid
 
 M = TypeVar("M", bound=BaseModel)
@@ -22,6 +23,22 @@ T = TypeVar("T")
 
 class ClientGone(SieError):
     code, status = "client_closed_request", 499
+
+
+def timeout_ms(request: Request) -> float | None:
+    """The request's time budget from the X-SIE-Timeout-Ms header (a header, like gRPC's grpc-timeout, so every
+    route and any proxy can carry it and a retrying client re-sends only what is left of it)."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_TIMEOUT_MS:  # NaN fails too
+        raise InvalidInput(f"{TIMEOUT_HEADER}: expected milliseconds in (0, {MAX_TIMEOUT_MS}], got {raw[:40]!r}",
+                           field=TIMEOUT_HEADER)
+    return value
 
 
 def name_model(request: Request, name: str) -> None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from sie.runtime.results import EncodedItem, Timing
 from sie.server.errors import PayloadTooLarge
-from sie.server.http import name_model, parse, respond, unless_disconnected
+from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest
 
 router = APIRouter()
@@ -87,7 +87,7 @@ async def encode(request: Request, model: str = MODEL_PATH):
     results = await unless_disconnected(request, engine.encode(
         model, texts, is_query=p.is_query, dims=p.dims, dtype=p.dtype, normalize=p.normalize,
         instruction=p.instruction, output_types=p.output_types, sparse_top_k=p.sparse_top_k,
-        sparse_tokens=p.sparse_tokens, admission="reject", priority=p.priority, timeout_ms=p.timeout_ms))
+        sparse_tokens=p.sparse_tokens, admission="reject", priority=p.priority, timeout_ms=timeout_ms(request)))
     items = [encoded_item(it.id, r) for it, r in zip(body.items, results)]
     return respond(request, {"model": engine.card(model).name, "items": items,
                              "usage": {"tokens": sum(r.tokens for r in results)},
@@ -104,7 +104,7 @@ async def score(request: Request, model: str = MODEL_PATH):
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.score(
         model, body.query.text, texts, top_k=body.params.top_k, instruction=body.params.instruction,
-        admission="reject", priority=body.params.priority, timeout_ms=body.params.timeout_ms))
+        admission="reject", priority=body.params.priority, timeout_ms=timeout_ms(request)))
     out = [{"index": r.index, "id": body.items[r.index].id, "score": r.score, "rank": r.rank,
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)} for r in results]
     return respond(request, {"model": engine.card(model).name, "query_id": body.query.id, "items": out})
@@ -120,7 +120,7 @@ async def extract(request: Request, model: str = MODEL_PATH):
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.extract(
         model, texts, labels=p.labels, threshold=p.threshold, flat=p.flat, multi_label=p.multi_label,
-        admission="reject", priority=p.priority, timeout_ms=p.timeout_ms))
+        admission="reject", priority=p.priority, timeout_ms=timeout_ms(request)))
     out = [{"id": it.id,
             "entities": [{"text": e.text, "label": e.label, "score": e.score, "start": e.start, "end": e.end}
                          for e in r.entities],

@@ -18,9 +18,8 @@ class Scheduling(_Body):
 
     priority: Literal["interactive", "batch"] = Field(
         "interactive", description="interactive (default) is batched ahead of batch work; batch (bulk, "
-                                   "ingest) keeps a minimum share of the device.")
-    timeout_ms: int | None = Field(None, gt=0, le=3_600_000, description="Answer 504 deadline_exceeded and drop "
-                                                                         "the queued work after this.")
+                                   "ingest) keeps a minimum share of the device. (A time budget is the "
+                                   "X-SIE-Timeout-Ms header.)")
 
 
 class Item(_Body):
