@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from sie.errors import InvalidInput
 from sie.models.vector_dtype import encode_vectors
-from sie.server.http import name_model, parse, respond, unless_disconnected
+from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits
 from sie.server.roles import is_query
 
@@ -88,7 +88,7 @@ async def _embed(request: Request, version: int):
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.encode(
         body.model, body.texts, is_query=is_query(body.input_type, "input_type"), dims=body.output_dimension,
-        output_types=["dense"], admission="reject"))
+        output_types=["dense"], admission="reject", timeout_ms=timeout_ms(request)))
     if body.truncate == "NONE":
         for i, r in enumerate(results):
             if r.truncated:
@@ -123,7 +123,8 @@ async def rerank_v2(request: Request):
     check_limits(request, [body.query], field="query")
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.score(
-        body.model, body.query, body.documents, top_k=body.top_n, admission="reject"))
+        body.model, body.query, body.documents, top_k=body.top_n, admission="reject",
+        timeout_ms=timeout_ms(request)))
     return respond(request, {"id": str(uuid.uuid4()),
                              "results": [{"index": r.index, "relevance_score": r.score} for r in results],
                              "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}})

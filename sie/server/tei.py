@@ -24,7 +24,7 @@ from sie.codec import decode_body
 from sie.errors import InvalidInput, SieError, UnknownModel, UnsupportedCapability
 from sie.runtime.scoring import cosine
 from sie.server.errors import invalid
-from sie.server.http import name_model, parse, respond, unless_disconnected
+from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits
 from sie.server.roles import is_query
 from sie.server.tei_schemas import (
@@ -117,7 +117,8 @@ async def _encode(request: Request, model: str, texts: list[str], body, **option
     _right_only(body.truncation_direction)
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.encode(
-        model, texts, is_query=is_query(body.prompt_name, "prompt_name"), admission="reject", **options))
+        model, texts, is_query=is_query(body.prompt_name, "prompt_name"), admission="reject",
+        timeout_ms=timeout_ms(request), **options))
     _check_truncation(engine.card(model), results, body.truncate)
     return results
 
@@ -186,7 +187,8 @@ async def rerank(request: Request, model: str) -> Response:
     check_limits(request, body.texts, field="texts")
     check_limits(request, [body.query], field="query")
     engine = request.app.state.engine
-    results = await unless_disconnected(request, engine.score(model, body.query, body.texts, admission="reject"))
+    results = await unless_disconnected(request, engine.score(model, body.query, body.texts, admission="reject",
+                                                              timeout_ms=timeout_ms(request)))
     _check_truncation(engine.card(model), sorted(results, key=lambda r: r.index), body.truncate, field="texts")
     out = []
     for r in results:
@@ -231,7 +233,8 @@ async def predict(request: Request, model: str) -> Response:
         raise UnsupportedCapability(
             f"model: '{card.name}' is not a classifier with fixed labels (its card names none in extract.labels); "
             f"TEI's /predict has no labels field: use POST /v1/extract/{card.name} with labels", field="model")
-    results = await unless_disconnected(request, engine.extract(model, texts, threshold=0.0, admission="reject"))
+    results = await unless_disconnected(request, engine.extract(model, texts, threshold=0.0, admission="reject",
+                                                                timeout_ms=timeout_ms(request)))
     _check_truncation(card, results, body.truncate)
     out = [[{"score": c.score, "label": c.label} for c in r.classifications] for r in results]
     return respond(request, out[0] if single else out)

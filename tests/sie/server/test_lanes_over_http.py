@@ -78,3 +78,9 @@ def test_the_sdk_sends_the_lane_and_one_budget_for_the_whole_call(server):
         assert err.value.code == "deadline_exceeded" and err.value.status == 504
     finally:
         client.close()
+
+
+def test_the_timeout_header_bounds_the_compat_routes_too(http):
+    r = http.post("/v2/rerank", json={"model": MINILM, "query": "q", "documents": LONG},
+                  headers={"X-SIE-Timeout-Ms": "50"})
+    assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded", r.text
