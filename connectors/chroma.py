@@ -102,6 +102,7 @@ class ChromaSink(Sink):
             else:
                 self.client = chromadb.EphemeralClient(**common)
         self._collection: Any = None
+        self._manifest_handle: Any = None
         self._max_batch: int | None = None
 
     @classmethod
@@ -148,14 +149,16 @@ class ChromaSink(Sink):
         self._collection.modify(metadata={**(self._collection.metadata or {}), GENERATION_KEY: generation})
 
     def _manifest(self, create: bool) -> Any:
+        """The manifest collection (its handle kept: readers look the pointer up before every query)."""
         from chromadb.errors import NotFoundError
 
-        if create:
-            return self.client.get_or_create_collection(MANIFEST, embedding_function=None)
-        try:
-            return self.client.get_collection(MANIFEST, embedding_function=None)
-        except (NotFoundError, ValueError):
-            return None
+        if self._manifest_handle is None:
+            try:
+                self._manifest_handle = self.client.get_or_create_collection(MANIFEST, embedding_function=None) \
+                    if create else self.client.get_collection(MANIFEST, embedding_function=None)
+            except (NotFoundError, ValueError):
+                return None
+        return self._manifest_handle
 
     def _read_pointer(self) -> str | None:
         manifest = self._manifest(create=False)

@@ -69,6 +69,7 @@ class LanceDBSink(Sink):
         with self._connecting():
             self.db = lancedb.connect(config.uri, read_consistency_interval=timedelta(0), **options)
         self._table: Any = None
+        self._manifest: tuple[Any, int, str | None] | None = None   # (table, version read, pointer)
 
     @classmethod
     def check_schema(cls, schema: Schema) -> None:
@@ -108,12 +109,21 @@ class LanceDBSink(Sink):
         self._table.replace_field_metadata("id", {GENERATION_KEY.decode(): generation})
 
     def _read_pointer(self) -> str | None:
-        try:
-            manifest = self.db.open_table(MANIFEST)
-        except ValueError:
-            return None
-        rows = manifest.search().where(f"logical = {_literal(self.config.collection)}").limit(1).to_arrow()
-        return rows.column("physical")[0].as_py() if rows.num_rows else None
+        """Readers follow the pointer before every query: the manifest is re-read only when its table version
+        moved (~3 ms for the version check, against ~15 ms for a filtered read)."""
+        if self._manifest is None:
+            try:
+                table = self.db.open_table(MANIFEST)
+            except ValueError:
+                return None
+            self._manifest = (table, -1, None)
+        table, seen, physical = self._manifest
+        version = table.version
+        if version != seen:
+            rows = table.to_arrow().to_pylist()   # one small row per logical name
+            physical = next((r["physical"] for r in rows if r["logical"] == self.config.collection), None)
+            self._manifest = (table, version, physical)
+        return physical
 
     def _write_pointer(self, physical: str | None) -> None:
         import pyarrow as pa
@@ -163,7 +173,7 @@ class LanceDBSink(Sink):
         self._table = None
 
     def _close(self) -> None:
-        self._table = None
+        self._table = self._manifest = None
 
     def _run(self, call: Any, where: Node | None) -> Any:
         try:

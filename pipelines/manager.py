@@ -62,7 +62,8 @@ class RunManager:
         raise RunNotFound(f"run: no run with id {run_id!r}", field="run_id")
 
     def start(self, p: Pipeline, *, records: Any = None, sync_deletions: bool | None = None,
-              retry_dlq: bool = False, idempotency_key: str | None = None) -> tuple[RunRecord, bool]:
+              retry_dlq: bool = False, full: bool = False,
+              idempotency_key: str | None = None) -> tuple[RunRecord, bool]:
         """(run, created). Posted records are checked here, so a bad one is a 400, not a failed run."""
         documents = None
         if records is not None:
@@ -74,11 +75,11 @@ class RunManager:
                                     field="records")
             documents = posted_documents(p.source, records)
         request = {"records": len(records) if records is not None else None, "sync_deletions": sync_deletions,
-                   "retry_dlq": retry_dlq}
+                   "retry_dlq": retry_dlq, "full": full}
         run, created = self.store_for(p).create_run(p.name, request=request, shard="0/1",
                                                     idempotency_key=idempotency_key)
         if created:
-            options = RunOptions(sync_deletions=sync_deletions, retry_dlq=retry_dlq, documents=documents)
+            options = RunOptions(sync_deletions=sync_deletions, retry_dlq=retry_dlq, documents=documents, full=full)
             thread = threading.Thread(target=self._execute, args=(p, run, options), daemon=True,
                                       name=f"sie-run-{p.name}")
             self._threads.append(thread)

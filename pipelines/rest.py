@@ -2,7 +2,7 @@
 envelope:
 
     GET  /v1/pipelines                    what the folder holds (and which files are broken, and why)
-    POST /v1/pipelines/{name}/runs        202 + run id; body {records?, sync_deletions?, retry_dlq?};
+    POST /v1/pipelines/{name}/runs        202 + run id; body {records?, sync_deletions?, retry_dlq?, full?};
                                           `Idempotency-Key` header: the same key answers with the same run
     GET  /v1/runs/{id}                    state, counters per stage and sink, errors
     POST /v1/pipelines/{name}/query       {query, max_tokens?, limit?, where?, deadline_ms?} -> chunks, scores,
@@ -41,6 +41,7 @@ class RunRequest(BaseModel):
     records: list[Any] | None = Field(None, description="Documents for a `records` source: {id, text, metadata}.")
     sync_deletions: bool | None = None
     retry_dlq: bool = False
+    full: bool = Field(False, description="Reprocess every source for every sink; delete vanished sources' records.")
 
 
 class QueryRequest(BaseModel):
@@ -103,7 +104,7 @@ async def start_run(name: str, request: Request,
         raise PipelineError(f"Idempotency-Key: 1..{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
     body = await parse(request, RunRequest)
     run, created = manager.start(p, records=body.records, sync_deletions=body.sync_deletions,
-                                 retry_dlq=body.retry_dlq, idempotency_key=idempotency_key)
+                                 retry_dlq=body.retry_dlq, full=body.full, idempotency_key=idempotency_key)
     payload = {**manager.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},
                "created": created}
     response = respond(request, payload, status=202)

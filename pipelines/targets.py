@@ -69,7 +69,10 @@ def _staged(pipeline: str, spec: SinkSpec, sink: Sink, schema: Schema, store: Ru
     """A target pinned to the new physical collection of a reindex (created, or resumed)."""
     old = sink.physical
     new = physical_name(sink.config.collection, schema)
-    if store.sink_state(pipeline, spec.key).staging != new:
+    state = store.sink_state(pipeline, spec.key)
+    if state.staging != new:
+        if state.staging is not None:  # the schema changed again before an earlier reindex finished: retire it
+            store.set_retired(pipeline, spec.key, [*state.retired, (state.staging, time.time())])
         store.begin_reindex(pipeline, spec.key, new)
     sink.pin(new)
     sink.ensure(schema)

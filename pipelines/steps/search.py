@@ -3,7 +3,9 @@
     - search: {sink: {type: lancedb, uri: ./lance, collection: docs}, limit: 50, where: {lang: en}}
 
 `vector` names the record vector to search when the encode step made several (a list fuses them, on
-sinks that support hybrid search). A per-query `where` and the filters of `extract_filters` are ANDed
+sinks that support hybrid search). The sink's `collection` is a logical name: each query first follows it
+(`Sink.follow`), so a blue/green reindex's switch is seen by the next query, and never a half-written
+collection. A per-query `where` and the filters of `extract_filters` are ANDed
 with the configured one.
 """
 
@@ -79,6 +81,7 @@ class SearchStep(QueryStep):
         def search() -> list[Any]:
             with self._lock:
                 sink = self.sink()
+                sink.follow()
                 query, name = self.query_vector(state, sink.hybrid)
                 return sink.search(query, vector_name=name, where=where, limit=limit)
 

@@ -189,3 +189,47 @@ def test_kill_mid_reindex_resumes_and_switches_once(tmp_path, cli_env, engine_se
     again = sie_run(tmp_path, cli_env)                                 # settled: no reindex, no switch
     assert not [e for e in again if e["event"] in ("reindex", "switched", "sink_recreated")]
     assert sum(e["written"] for e in again if e["event"] == "upserted") == 0
+
+
+def test_a_query_pipeline_follows_the_switch_without_reopening(tmp_path, engine):
+    """A query pipeline opened before the reindex reads the old collection, and the new one from the first
+    query after the switch (the ingest adds a sparse output: a new schema, same 64-d dense query vector)."""
+    import asyncio
+
+    from pipelines.query import QueryRunner
+
+    path = setup(tmp_path, "lancedb")
+    assert ingest(path, engine).state == "succeeded"
+    query = write_pipeline(tmp_path, """\
+        name: ask
+        kind: query
+        steps:
+          - encode: {model: tiny/embed}
+          - search: {sink: {type: lancedb, uri: ./lance, collection: handbook}, vector: dense, limit: 20}
+    """, "query.yaml")
+    raw = load_pipeline(path, strict_env=True).sinks[0].raw
+    vector = engine.encode_sync(OLD, ["paragraph"])[0].dense
+
+    def direct(physical: str) -> dict[str, float]:
+        """What a search of that physical collection itself answers: {id: score}."""
+        with open_sink(raw) as sink:
+            sink.pin(physical)
+            sink.ensure()
+            return {h.id: round(h.score, 4) for h in sink.search(vector, vector_name="dense", limit=20)}
+
+    runner = QueryRunner(load_pipeline(query), engine)
+    try:
+        def answered() -> dict[str, float]:
+            results = asyncio.run(runner.query("paragraph"))["results"]
+            return {r["id"]: round(r["first_stage_score"], 4) for r in results}
+
+        assert answered() == direct("handbook")
+        path.write_text(path.read_text().replace(f"model: {OLD}}}",
+                                                 "model: tiny/splade, outputs: {dense: dense, sparse: words}}"))
+        report = ingest(path, engine)
+        assert report.state == "succeeded" and any("switched" in n for n in notes(report)), report.errors
+        new = next(e for e in notes(report) if "switched" in e).rsplit(" ", 1)[-1]
+        assert direct(new) != direct("handbook")          # another model's vectors: other scores
+        assert answered() == direct(new)                  # the same runner, its next query
+    finally:
+        runner.close()
