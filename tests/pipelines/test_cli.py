@@ -188,3 +188,20 @@ def test_run_says_what_was_refused_in_json_and_under_the_summary(tmp_path, cli_e
     assert [int(x) for x in row.replace("│", " ").split()[1:]][:2] == [0, 5]   # read 0, refused 5
     listed = [line for line in table.stderr.splitlines() if line.startswith("refused ")]
     assert listed == [f"refused {path}: {reason}" for path, reason in expected]
+
+def test_full_rerun_notes_a_recreated_sink_and_plan_shows_a_reindex(project, cli_env):
+    import shutil
+
+    assert sie("run", "pipeline.yaml", env=cli_env, cwd=project).returncode == 0
+    shutil.rmtree(project / "lance")                                    # the table is gone, the run store is not
+    rerun = sie("run", "pipeline.yaml", env=cli_env, cwd=project)
+    assert rerun.returncode == 0 and "sink was recreated: backfilling 2 sources" in rerun.stderr, rerun.stderr
+    full = json.loads(sie("run", "pipeline.yaml", "--full", "--json", env=cli_env, cwd=project).stdout.splitlines()[-1])
+    (counts,) = full["counters"]["sinks"].values()
+    assert full["counters"]["stages"]["read"] == 2 and counts["written"] == 5 and full["counters"]["notes"] == []
+    path = project / "pipeline.yaml"
+    path.write_text(path.read_text().replace("model: tiny/embed}", "model: tiny/splade, outputs: {dense: dense, "
+                                                                   "sparse: words}}"))
+    plan = sie("plan", "pipeline.yaml", env=cli_env, cwd=project)
+    assert plan.returncode == 0, plan.stderr
+    assert "model changed: reindex into docs__" in plan.stdout and "then switch pointer" in plan.stdout
