@@ -108,6 +108,13 @@ class SieClient:
     async def models(self) -> list[dict]:
         return (await self._request("GET", "/v1/models"))["data"]
 
+    async def query(self, pipeline: str, text: str, *, max_tokens: int | None = None, limit: int | None = None,
+                    where: dict | None = None) -> dict:
+        """A query pipeline served by `sie serve --pipelines`: {results: [{id, text, score, ..., metadata,
+        tokens}], tokens: {before, after, budget}}."""
+        payload = _compact({"query": text, "max_tokens": max_tokens, "limit": limit, "where": where})
+        return await self._request("POST", f"/v1/pipelines/{pipeline}/query", payload)
+
     def encode_sync(self, model: str, items: list[str], **options: Any) -> list[EncodedItem]:
         return self._sync.run(self.encode(model, items, **options))
 
@@ -119,6 +126,9 @@ class SieClient:
 
     def models_sync(self) -> list[dict]:
         return self._sync.run(self.models())
+
+    def query_sync(self, pipeline: str, text: str, **options: Any) -> dict:
+        return self._sync.run(self.query(pipeline, text, **options))
 
     async def aclose(self) -> None:
         http = self._http.pop(asyncio.get_running_loop(), None)

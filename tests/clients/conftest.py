@@ -23,7 +23,7 @@ from servers import Server
 # by tests/conftest.py): the clients run without them; the server keeps its own (tests.servers.Server).
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.pop(_name, None)
-API_ORDER = ("TEI", "Cohere", "OpenAI")
+API_ORDER = ("TEI", "Cohere", "OpenAI", "sie adapters")
 
 
 def pytest_addoption(parser):
