@@ -38,6 +38,7 @@ def pipelines(tmp_path_factory):
     (folder / "search.yaml").write_text(textwrap.dedent(f"""\
         name: handbook-search
         kind: query
+        deadline_ms: 60000          # the default budget (a few seconds) is for serving, not a loaded CI machine
         steps:
           - encode: {{model: {MINILM}}}
           - search: {{sink: {{type: lancedb, uri: ./lance, collection: handbook}}, limit: 6}}
