@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 CLIENTS ?= .venv-clients
 CLIENTS_STAMP := $(CLIENTS)/.installed
 
-.PHONY: setup tools clients demo test lint bench clean
+.PHONY: setup tools clients demo test test-image lint bench clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ test: setup tools clients
 	$(VENV)/bin/ruff check .
 	SIE_BIN=$(abspath $(VENV))/bin/sie $(CLIENTS)/bin/python -m pytest -q tests/clients --compat-out tests/clients/results.json
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests --ignore=tests/clients
+
+# Dockerfile.cpu built with buildah and served with podman (minutes: it installs torch; needs root and
+# `apt-get install buildah podman runc debootstrap`). Not part of `make test`.
+test-image: setup
+	SIE_IMAGE_TEST=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q -s tests/deploy/test_image_build.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
