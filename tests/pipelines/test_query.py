@@ -99,6 +99,21 @@ def test_rerank_timeout_falls_back_to_the_first_stage_order(collection, engine):
         "status"] == "ok"
 
 
+def test_a_query_deadline_that_leaves_nothing_usable_is_a_504_naming_the_step(collection, engine):
+    with pytest.raises(PipelineError) as err:
+        ask(collection, engine, "", deadline_ms=1)  # the query's own encode cannot finish in 1 ms
+    e = err.value
+    assert e.status == 504 and e.code == "deadline_exceeded" and e.field == "deadline_ms"
+    assert e.message.startswith("encode: the query's deadline_ms (1 ms) ran out during this step")
+
+
+def test_the_deadline_defaults_to_the_rerank_timeout_plus_the_first_stage_allowance(collection, engine):
+    rerank = "  - rerank: {model: test/minilm-rerank, timeout_ms: 60000}"
+    assert ask(collection, engine, rerank)["deadline_ms"] == 60_000 + 10_000
+    assert ask(collection, engine, "")["deadline_ms"] == 10_000
+    assert ask(collection, engine, rerank, deadline_ms=30_000)["deadline_ms"] == 30_000  # a query's own
+
+
 def test_rerank_error_falls_back_too(collection, engine):
     answer = ask(collection, engine, "  - rerank: {model: tiny/embed, top_k: 3}")
     assert answer["rerank"]["status"] == "error" and "unsupported_capability" in answer["rerank"]["message"]
