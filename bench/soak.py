@@ -160,12 +160,12 @@ async def send(http: httpx.AsyncClient, kind: str, path: str, body: dict, tally:
         await asyncio.sleep(float(r.headers.get("retry-after") or 1) * (0.5 + rng.random()))
 
 
-async def querier(http: httpx.AsyncClient, texts: list[str], stop: float, tally: Tally,
+async def querier(http: httpx.AsyncClient, questions: list[str], stop: float, tally: Tally,
                   indexed: asyncio.Event) -> None:
     rng = random.Random(-1)
     await indexed.wait()    # the collection exists once the first ingest run has committed
     while time.monotonic() < stop:
-        await send(http, "query", "/v1/pipelines/soak-query/query", {"query": rng.choice(texts)}, tally, rng)
+        await send(http, "query", "/v1/pipelines/soak-query/query", {"query": rng.choice(questions)}, tally, rng)
 
 
 async def ingester(http: httpx.AsyncClient, folder: Path, texts: list[str], stop: float, runs: list[dict],
@@ -219,17 +219,18 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
-async def soak(url: str, server: Proc, folder: Path, texts: list[str], args: argparse.Namespace) -> dict:
+async def soak(url: str, server: Proc, folder: Path, texts: list[str], questions: list[str],
+               args: argparse.Namespace) -> dict:
     start = time.monotonic()
     stop = start + 60 * args.minutes
     tally, runs, rss, indexed = Tally(start), [], [], asyncio.Event()
     limits = httpx.Limits(max_connections=args.clients + 4)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         await asyncio.gather(*(client(http, w, texts, stop, tally) for w in range(args.clients)),
-                             querier(http, texts, stop, tally, indexed),
+                             querier(http, questions, stop, tally, indexed),
                              ingester(http, folder, texts, stop, runs, indexed),
                              sample_rss(server, stop, rss, start))
-    minutes = sorted(tally.latency)
+    minutes = [m for m in sorted(tally.latency) if m < args.minutes]   # not the answers that came after the end
     p99 = [round(1000 * sorted(v)[int(0.99 * (len(v) - 1))], 1) for v in (tally.latency[m] for m in minutes)]
     warm = [s for s in rss if s[0] >= min(WARM_UP_S, 60 * args.minutes / 3)]
     slope = slope_per_minute(warm)
@@ -238,6 +239,8 @@ async def soak(url: str, server: Proc, folder: Path, texts: list[str], args: arg
             "unexpected_errors": tally.status.get("unexpected", 0), "unexpected_samples": tally.unexpected[:5],
             "rss_mib_start": round(rss[0][1], 1), "rss_mib_end": round(rss[-1][1], 1),
             "rss_slope_mib_per_min": None if slope is None else round(slope, 2),
+            "rss_mib_per_minute": [round([m for t, m in rss if t < 60 * (i + 1)][-1], 1)
+                                   for i in range(int(args.minutes))],
             "p99_ms_per_minute": p99,
             "p99_last_over_second": round(p99[-1] / p99[1], 2) if len(p99) >= 3 else None,
             "ingest_runs": len(runs), "ingest_runs_not_succeeded": [r for r in runs if r["state"] != "succeeded"]}
@@ -262,7 +265,7 @@ def main() -> None:
     server = Proc([SIE, "serve", "--port", str(port), "--log-level", "warning", "--pipelines", str(folder)], env,
                   f"http://127.0.0.1:{port}", "/readyz", work / "server.log")
     try:
-        figures = asyncio.run(soak(server.url, server, folder, texts, args))
+        figures = asyncio.run(soak(server.url, server, folder, texts, short_corpus(tok, n=200, seed=2), args))
         swaps = metric_sum(server.url, "sie_model_swap_ins_total")
         evictions = metric_sum(server.url, "sie_evictions_total")
         lag = lag_p99_ms(server.url)
