@@ -70,9 +70,15 @@ def test_entities_match_the_gliner_package(engine, mode):
             items = engine.extract_sync(f"t/gliner-{mode}", texts, labels=run["labels"], threshold=case["threshold"],
                                         flat=case["flat_ner"], multi_label=case["multi_label"])
             for i, (item, want) in enumerate(zip(items, case["entities"])):
-                got = [(e.start, e.end, e.label, e.text) for e in item.entities]
-                assert got == [(w["start"], w["end"], w["label"], w["text"]) for w in want], (i, case)
-                assert np.allclose([e.score for e in item.entities], [w["score"] for w in want], atol=1e-4)
+                got = [(e.start, e.end, e.label, e.text, e.score) for e in item.entities]
+                ref = [(w["start"], w["end"], w["label"], w["text"], w["score"]) for w in want]
+                # Labels of one span come best score first; the random-weight tagger scores some labels of a
+                # span ~6e-8 apart, where the order is float noise between CPUs (an AMX Xeon swaps them). So:
+                # the spans in the package's order, each span's labels and scores, and our order by score.
+                assert [g[:2] for g in got] == [r[:2] for r in ref], (i, case)
+                assert [g[:4] for g in sorted(got)] == [r[:4] for r in sorted(ref)], (i, case)
+                assert np.allclose([g[4] for g in sorted(got)], [r[4] for r in sorted(ref)], atol=1e-4)
+                assert all(a[4] >= b[4] for a, b in zip(got, got[1:]) if a[:2] == b[:2]), (i, case)
                 for e in item.entities:
                     assert texts[i][e.start:e.end] == e.text
                 compared += len(want)

@@ -96,14 +96,19 @@ def test_admission_bounds_the_queue_wait_of_admitted_requests(server_factory):
 def test_work_of_a_disconnected_client_is_dropped_before_compute(busy):
     with busy.client() as c:
         until_ok(c)
+        # Timed against this machine's own speed: the second request gives up halfway through the first one's
+        # compute. It is 8 sequences, so it fits the queue (capacity 40) behind the first one's 24 still waiting.
+        started = time.monotonic()
+        assert c.post(f"/v1/encode/{MINILM}", json={"items": [{"text": t} for t in LONG]}).status_code == 200
+        took = time.monotonic() - started
         before = metric(c, "sie_batch_items_sum", model=MINILM)
         first = threading.Thread(target=lambda: c.post(f"/v1/encode/{MINILM}",
                                                        json={"items": [{"text": t} for t in LONG]}))
         first.start()
-        time.sleep(0.2)
+        time.sleep(took * 0.2)
         with pytest.raises(httpx.ReadTimeout):  # gives up while queued behind the first request
-            httpx.post(f"{busy.url}/v1/encode/{MINILM}", json={"items": [{"text": t + "x"} for t in LONG]},
-                       timeout=0.3)
+            httpx.post(f"{busy.url}/v1/encode/{MINILM}", json={"items": [{"text": t + "x"} for t in LONG[:8]]},
+                       timeout=took * 0.5)
         first.join()
         time.sleep(0.5)
         assert metric(c, "sie_batch_items_sum", model=MINILM) - before == len(LONG)
