@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sie.errors import InvalidInput
 from sie.models.vector_dtype import encode_vectors
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
-from sie.server.native import _body, check_limits
+from sie.server.native import _body, check_limits, refuse_truncated
 from sie.server.roles import is_query
 
 router = APIRouter()
@@ -90,10 +90,7 @@ async def _embed(request: Request, version: int):
         body.model, body.texts, is_query=is_query(body.input_type, "input_type"), dims=body.output_dimension,
         output_types=["dense"], admission="reject", timeout_ms=timeout_ms(request)))
     if body.truncate == "NONE":
-        for i, r in enumerate(results):
-            if r.truncated:
-                raise InvalidInput(f"texts[{i}]: longer than the model's limit of {engine.card(body.model).max_tokens}"
-                                   f" tokens and truncate is NONE", field=f"texts[{i}]", status=422)
+        refuse_truncated(results, engine.card(body.model).max_tokens, "texts", "truncate is NONE")
     vectors = np.stack([r.dense for r in results])
     tokens = sum(r.tokens for r in results)
     meta = {"api_version": {"version": str(version)}, "billed_units": {"input_tokens": tokens}}

@@ -6,6 +6,7 @@ import time
 
 from fastapi import APIRouter, Path, Request
 
+from sie.errors import InvalidInput
 from sie.runtime.results import EncodedItem, Timing
 from sie.server.errors import PayloadTooLarge
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
@@ -50,6 +51,15 @@ def check_limits(request: Request, texts: list[str], field: str = "items") -> No
         if len(t) > s.max_chars:
             raise PayloadTooLarge(f"{field}[{i}]: {len(t)} characters exceeds the limit of {s.max_chars} "
                                   f"(SIE_MAX_CHARS)", field=f"{field}[{i}]")
+
+
+def refuse_truncated(results: list, max_tokens: int, field: str, setting: str) -> None:
+    """The compatibility routes' "do not truncate" options (TEI truncate=false, Cohere truncate=NONE): an
+    input the engine had to cut is a 422 naming it, the limit and the option that refused it."""
+    for i, r in enumerate(results):
+        if r.truncated:
+            raise InvalidInput(f"{field}[{i}]: longer than the model's limit of {max_tokens} tokens and {setting}",
+                               field=f"{field}[{i}]", status=422)
 
 
 def timing(t: Timing | None) -> dict | None:

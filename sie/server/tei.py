@@ -25,7 +25,7 @@ from sie.errors import InvalidInput, SieError, UnknownModel, UnsupportedCapabili
 from sie.runtime.scoring import cosine
 from sie.server.errors import invalid
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
-from sie.server.native import _body, check_limits
+from sie.server.native import _body, check_limits, refuse_truncated
 from sie.server.roles import is_query
 from sie.server.tei_schemas import (
     DecodeRequest,
@@ -106,11 +106,7 @@ def _right_only(direction: Direction, field: str = "truncation_direction") -> No
 def _check_truncation(card: ModelCard, results: list, truncate: bool | None, field: str = "inputs") -> None:
     """TEI's truncate=false refuses over-long inputs (true, and TEI's default auto-truncate, cut them)."""
     if truncate is False:
-        for i, r in enumerate(results):
-            if r.truncated:
-                raise InvalidInput(f"{field}[{i}]: longer than the model's limit of {card.max_tokens} tokens and "
-                                   f"truncate is false; send truncate: true or a shorter text",
-                                   field=f"{field}[{i}]", status=422)
+        refuse_truncated(results, card.max_tokens, field, "truncate is false; send truncate: true or a shorter text")
 
 
 async def _encode(request: Request, model: str, texts: list[str], body, **options) -> list:
