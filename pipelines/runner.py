@@ -85,6 +85,10 @@ class Counters:
             bucket = self.stages if sink is None else self.sinks[sink]
             bucket[name] = bucket.get(name, 0) + n
 
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.notes.append(message)
+
     def refuse(self, refusal: Refusal) -> None:
         with self._lock:
             self.stages["refused"] += 1
@@ -119,7 +123,7 @@ class IngestRunner:
         elif event == "committed":
             self.counters.add("committed", data["sources"], data["sink"])
         if "message" in data:
-            self.counters.notes.append(data["message"])
+            self.counters.note(data["message"])
         if self.listener is not None:
             self.listener(event, data)
         if event in ("committed", "run_finished") or time.monotonic() - self._flushed > 1.0:
@@ -207,9 +211,9 @@ class IngestRunner:
                 if whole and not self.counters.sinks[t.key]["failed"] and t.key not in pending:
                     switch(self.p.name, t, self.store, self.emit)
                 else:
-                    self.counters.notes.append(f"{t.spec.label}: reindex into {t.reindex[1]} is not complete "
-                                               "(failures, or not a run over the whole file source); the old "
-                                               "collection stays in use until a run completes it")
+                    self.counters.note(f"{t.spec.label}: reindex into {t.reindex[1]} is not complete "
+                                       "(failures, or not a run over the whole file source); the old "
+                                       "collection stays in use until a run completes it")
             if t.reindex is None:
                 drop_retired(self.p.name, t, self.store, self.emit)
 
