@@ -59,7 +59,7 @@ def check_search_sink(pipeline: Any, search: Any, fail: Fail) -> None:
     if len(names) > 1 and not cls.hybrid:
         fail((*path, "vector") if wanted else path,
              f"searches {', '.join(names)} at once, and {cls.type} cannot fuse several searches (hybrid: "
-             f"qdrant); name one with `vector:`")
+             f"{', '.join(t for t in SINKS if sink_class(t).hybrid)}); name one with `vector:`")
     for name in names:
         kind = made[name][0].kind
         if kind not in cls.searches:
