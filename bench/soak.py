@@ -226,10 +226,14 @@ async def soak(url: str, server: Proc, folder: Path, texts: list[str], questions
     tally, runs, rss, indexed = Tally(start), [], [], asyncio.Event()
     limits = httpx.Limits(max_connections=args.clients + 4)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(http, w, texts, stop, tally) for w in range(args.clients)),
-                             querier(http, questions, stop, tally, indexed),
-                             ingester(http, folder, texts, stop, runs, indexed),
-                             sample_rss(server, stop, rss, start))
+        parts = [sample_rss(server, stop, rss, start)]
+        if "native" not in args.without:
+            parts += [client(http, w, texts, stop, tally) for w in range(args.clients)]
+        if "query" not in args.without:
+            parts.append(querier(http, questions, stop, tally, indexed))
+        if "ingest" not in args.without:
+            parts.append(ingester(http, folder, texts, stop, runs, indexed))
+        await asyncio.gather(*parts)
     minutes = [m for m in sorted(tally.latency) if m < args.minutes]   # not the answers that came after the end
     p99 = [round(1000 * sorted(v)[int(0.99 * (len(v) - 1))], 1) for v in (tally.latency[m] for m in minutes)]
     warm = [s for s in rss if s[0] >= min(WARM_UP_S, 60 * args.minutes / 3)]
@@ -252,7 +256,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", default="200MiB", help="SIE_MEMORY_BUDGET: one MiniLM and the tagger, not two")
+    ap.add_argument("--without", default="", help="comma-separated parts to leave out (native,query,ingest): "
+                    "to find which traffic a growth comes from")
     args = ap.parse_args()
+    args.without = {w for w in args.without.split(",") if w}
+    if args.without - {"native", "query", "ingest"} or "ingest" in args.without and "query" not in args.without:
+        ap.error("--without: native, query, ingest (query needs ingest: it searches what the ingest wrote)")
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(Path(minilm_path()) / "tokenizer.json"))
@@ -272,7 +281,8 @@ def main() -> None:
     finally:
         server.stop()
     line = {"bench": "soak", "minutes": args.minutes, "clients": args.clients, "threads": args.threads,
-            "budget": args.budget, **figures, "swaps": int(swaps), "evictions": int(evictions),
+            "budget": args.budget,
+            **({"without": sorted(args.without)} if args.without else {}), **figures, "swaps": int(swaps), "evictions": int(evictions),
             "event_loop_lag_p99_ms": lag}
     print(json.dumps(line))
 

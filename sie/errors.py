@@ -90,3 +90,12 @@ class ModelBusy(SieError):
     """An admin action that needs the model idle (unload) while it has work in flight."""
 
     code, status = "model_busy", 409
+
+
+def without_frames(error: BaseException) -> BaseException:
+    """`error`, cut from the frames it was raised in, before it crosses threads in a future: its traceback
+    holds those frames' locals (a freshly loaded model, a batch's inputs), and the waiter that re-raises it
+    adds its own frame, which holds the future — a cycle only the rare full garbage collection frees.
+    The message and fields say what went wrong; the compute side logs unexpected errors where they occur."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import torch
 
-from sie.errors import DeadlineExceeded, InvalidInput, QueueFull, ResourceExhausted, SieError
+from sie.errors import DeadlineExceeded, InvalidInput, QueueFull, ResourceExhausted, SieError, without_frames
 from sie.metrics import Metrics
 from sie.runtime.compute import COMPUTE
 from sie.runtime.loaded_model import LoadedModel
@@ -67,6 +67,9 @@ class Job:
     metas: list[Any]
     lane: Lane = "interactive"
     deadline: float | None = None           # time.monotonic() after which the job is dropped
+    # Resolves to None when done: a future whose result were the job itself would make a reference cycle
+    # (job -> future -> job) that only the rare full garbage collection frees, keeping every finished
+    # job's model, inputs and vectors alive; under model swaps that held GiBs (bench/soak.py).
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     results: list[Any] = field(default_factory=list)
     queue_seconds: list[float] = field(default_factory=list)
@@ -152,7 +155,8 @@ class TokenBudgetBatcher:
             return job
         await self._admit(job, wait)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), self._left(job))
+            await asyncio.wait_for(asyncio.wrap_future(job.future), self._left(job))
+            return job
         except TimeoutError:
             self.cancel(job)
             raise self._expired(job, "before its sequences were computed") from None
@@ -165,7 +169,7 @@ class TokenBudgetBatcher:
         job = Job(loaded, kind, key, seqs, metas, check_lane(lane), deadline, results=[None] * len(seqs),
                   queue_seconds=[0.0] * len(seqs), compute_seconds=[0.0] * len(seqs), remaining=len(seqs))
         if not seqs:
-            job.future.set_result(job)
+            job.future.set_result(None)
         return job
 
     async def _admit(self, job: Job, wait: bool) -> None:
@@ -382,7 +386,7 @@ class TokenBudgetBatcher:
             if job.remaining == 0:
                 self.metrics.phase_seconds.labels(batch.model, "queue").observe(start - job.enqueued)
                 try:
-                    job.future.set_result(job)
+                    job.future.set_result(None)
                 except concurrent.futures.InvalidStateError:  # cancelled by its caller meanwhile
                     pass
 
@@ -417,7 +421,7 @@ def _fail_job(job: Job, error: SieError) -> None:
     job.cancelled = True  # its other sequences are dropped from the queue
     try:
         if not job.future.done():
-            job.future.set_exception(error)
+            job.future.set_exception(without_frames(error))
     except concurrent.futures.InvalidStateError:  # cancelled by its caller meanwhile
         pass
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 import torch
 
 from sie.catalog import Catalog, ModelCard
-from sie.errors import ModelBusy, ModelLoadFailed, ModelLoading, ResourceExhausted, SieError
+from sie.errors import ModelBusy, ModelLoadFailed, ModelLoading, ResourceExhausted, SieError, without_frames
 from sie.metrics import Metrics
 from sie.runtime.loaded_model import LoadedModel
 
@@ -148,7 +148,7 @@ class LruModelPool:
         with self._lock:
             slot = self._slot(name)
             if slot.tier == Tier.FAILED:
-                raise slot.error
+                raise without_frames(slot.error)  # the same object each time: its traceback would grow
             slot.inflight += 1
             slot.last_used = time.monotonic()
             self.metrics.inflight.labels(slot.card.name).set(slot.inflight)
@@ -284,7 +284,7 @@ class LruModelPool:
             slot.error = error if permanent else None
             ready, slot.ready = slot.ready, None
             self._publish()
-        ready.set_exception(error)
+        ready.set_exception(without_frames(error))
 
     # -- accounting and eviction (callers hold the lock) -------------------------------------------
     def _reserve(self, slot: _Slot, nbytes: int) -> None:
