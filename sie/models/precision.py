@@ -1,11 +1,16 @@
-"""CPU compute precision: which linear layers run in fp32, bf16 or int8.
+"""CPU compute precision: which of a runner's linear layers (its `linear_slots`) run in fp32, bf16 or int8.
 
 - `fp32`:  everything fp32; matches the reference to ~1e-6.
-- `mixed`: feed-forward GEMMs (2/3 of the FLOPs) in bf16 with fp32 accumulation; attention
-           projections, residual stream, layer norms and softmax stay fp32. Measured on MiniLM:
-           min cosine 0.99996 vs fp32. Needs native bf16 (AVX512-BF16 or AMX); otherwise fp32.
-- `int8`:  every linear layer int8 with SmoothQuant, calibrated at load time on a shipped text
-           sample; attention in bf16 where native. Measured on MiniLM: min cosine ~0.995 vs fp32.
+- `mixed`: the feed-forward GEMMs (2/3 of the FLOPs) and the attention output projection in bf16
+           (`Bf16Linear`: inputs, weights and bias in bf16, fp32 accumulation, the result back in fp32);
+           the fused QKV projection, the attention matmuls and softmax, the residual stream and layer
+           norms stay fp32. Measured on MiniLM: min cosine 0.99996 vs fp32. Needs native bf16
+           (AVX512-BF16 or AMX); otherwise fp32.
+- `int8`:  every linear layer of the encoder (QKV, attention output, feed-forward) int8 with SmoothQuant,
+           calibrated at load time on a shipped text sample; the attention matmuls in bf16 where native
+           (else fp32). Measured on MiniLM: min cosine ~0.995 vs fp32.
+Heads' layers stay in the load dtype in every mode. A runner without linear slots (the transformers
+fallback, GLiNER) runs fp32 whatever the mode.
 """
 
 from __future__ import annotations
