@@ -34,10 +34,7 @@ class _Layer:
 
 
 def _norm(w: dict[str, torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    # Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
-    if f"{name}.weight" in w:
-        return w[f"{name}.weight"], w[f"{name}.bias"]
-    return w[f"{name}.gamma"], w[f"{name}.beta"]
+    return w[f"{name}.weight"], w[f"{name}.bias"]  # legacy gamma/beta names: see sie.models.checkpoint_names
 
 
 def _linear(w: dict[str, torch.Tensor], name: str, activation=None) -> Linear:
