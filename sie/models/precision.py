@@ -18,23 +18,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 
 from sie.models.linear import Bf16Linear, Int8Linear, Linear
-from sie.models.runner import PackedBatch
+from sie.models.runner import LinearSlot, PackedBatch, Runner
 
 CpuPrecision = Literal["fp32", "mixed", "int8"]
 log = logging.getLogger(__name__)
-
-
-class LinearSlot(NamedTuple):
-    """Where a runner keeps one linear layer: `getattr(owner, attr)`; role is 'attention' or 'ffn'."""
-
-    owner: object
-    attr: str
-    role: str
 
 
 @functools.cache
@@ -48,7 +40,7 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def apply_cpu_precision(runner, mode: CpuPrecision, calibration: Iterable[PackedBatch] = ()) -> CpuPrecision:
+def apply_cpu_precision(runner: Runner, mode: CpuPrecision, calibration: Iterable[PackedBatch] = ()) -> CpuPrecision:
     """Swap the runner's linear layers for `mode`; returns the mode actually applied."""
     slots: list[LinearSlot] = runner.linear_slots()
     if mode != "fp32" and not slots:
@@ -70,7 +62,7 @@ def apply_cpu_precision(runner, mode: CpuPrecision, calibration: Iterable[Packed
         for i, s in enumerate(slots):
             lin = getattr(s.owner, s.attr)
             setattr(s.owner, s.attr, Int8Linear(lin.weight, lin.bias, absmax.get(i), activation=lin.activation))
-        if native_bf16() and hasattr(runner, "attention_dtype"):
+        if native_bf16():
             runner.attention_dtype = torch.bfloat16  # within int8's fidelity budget, ~2.5x faster matmuls
         return "int8"
     raise ValueError(f"precision: unknown CPU precision '{mode}'; valid: fp32, mixed, int8")
