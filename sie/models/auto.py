@@ -11,12 +11,16 @@ from pathlib import Path
 import torch
 
 from sie.errors import ModelLoadFailed
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner
 
 
-class AutoModelRunner:
+class AutoModelRunner(Runner):
+    """No `linear_slots` (the layers run inside transformers: CPU precision modes other than fp32 do not
+    apply) and no `max_positions`."""
+
     def __init__(self, model, *, device: torch.device, dtype: torch.dtype) -> None:
         self.model = model
+        self.config = model.config
         self.device, self.dtype = device, dtype
         self.hidden_size = model.config.hidden_size
         self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
@@ -30,13 +34,6 @@ class AutoModelRunner:
         except Exception as e:
             raise ModelLoadFailed(f"{path}: transformers AutoModel could not load it: {e}") from None
         return cls(model.to(device).eval(), device=device, dtype=dtype)
-
-    def linear_slots(self) -> list:
-        return []  # precision modes other than fp32 apply to own runners only
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.model.parameters()) + sum(t.nbytes for t in self.model.buffers())
 
     @torch.inference_mode()
     def forward(self, batch: PackedBatch) -> torch.Tensor:

@@ -6,7 +6,7 @@ have a one-row token-type table. Q, K and V are fused into one projection at loa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,8 +16,7 @@ from sie.errors import ModelLoadFailed
 from sie.models.activations import activation
 from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
-from sie.models.precision import LinearSlot
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 MODEL_TYPES = {"bert": 0, "roberta": 1, "xlm-roberta": 1, "camembert": 1}  # value: positions start after pad
@@ -25,26 +24,23 @@ MODEL_TYPES = {"bert": 0, "roberta": 1, "xlm-roberta": 1, "camembert": 1}  # val
 
 @dataclass
 class _Layer:
-    qkv: Linear
-    attn_out: Linear
+    qkv: Linear = field(metadata=swappable("attention"))
+    attn_out: Linear = field(metadata=swappable("attention_out"))
     ln1: tuple[torch.Tensor, torch.Tensor]
-    ffn_in: Linear
-    ffn_out: Linear
+    ffn_in: Linear = field(metadata=swappable("ffn"))
+    ffn_out: Linear = field(metadata=swappable("ffn"))
     ln2: tuple[torch.Tensor, torch.Tensor]
 
 
 def _norm(w: dict[str, torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    # Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
-    if f"{name}.weight" in w:
-        return w[f"{name}.weight"], w[f"{name}.bias"]
-    return w[f"{name}.gamma"], w[f"{name}.beta"]
+    return w[f"{name}.weight"], w[f"{name}.bias"]  # legacy gamma/beta names: see sie.models.checkpoint_names
 
 
 def _linear(w: dict[str, torch.Tensor], name: str, activation=None) -> Linear:
     return Linear(w[f"{name}.weight"], w.get(f"{name}.bias"), activation)
 
 
-class BertRunner:
+class BertRunner(Runner):
     def __init__(self, config, tensors: dict[str, torch.Tensor], *, device: torch.device,
                  dtype: torch.dtype) -> None:
         if config.model_type not in MODEL_TYPES:
@@ -58,18 +54,15 @@ class BertRunner:
         self.eps = config.layer_norm_eps
         self.position_offset = (config.pad_token_id + 1) if MODEL_TYPES[config.model_type] else 0
         self.max_positions = config.max_position_embeddings - self.position_offset
-        self.attention_dtype: torch.dtype | None = None  # set by sie.models.precision
 
         w = {k: v.to(device=device, dtype=dtype) for k, v in
              strip_prefix(tensors, "embeddings.word_embeddings.weight").items()}
         self.word_emb = w["embeddings.word_embeddings.weight"]
-        self.pos_emb = w["embeddings.position_embeddings.weight"]
+        positions = w["embeddings.position_embeddings.weight"]
         self.type_emb = w.get("embeddings.token_type_embeddings.weight")
-        if self.type_emb is not None:
-            # Most inputs have token type 0: fold that row into the position table once.
-            self.pos_type0 = self.pos_emb + self.type_emb[0]
-        else:
-            self.pos_type0 = self.pos_emb
+        # Most inputs have token type 0: fold that row into the position table once (the position table
+        # itself is then never read, and not kept).
+        self.pos_type0 = positions if self.type_emb is None else positions + self.type_emb[0]
         self.emb_ln = _norm(w, "embeddings.LayerNorm")
         self.layers: list[_Layer] = []
         for i in range(config.num_hidden_layers):
@@ -88,19 +81,6 @@ class BertRunner:
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> BertRunner:
         return build_runner(cls, path, device=device, dtype=dtype)
-
-    def linear_slots(self) -> list[LinearSlot]:
-        return [LinearSlot(layer, name, role) for layer in self.layers
-                for name, role in (("qkv", "attention"), ("attn_out", "attention_out"),
-                                   ("ffn_in", "ffn"), ("ffn_out", "ffn"))]
-
-    @property
-    def nbytes(self) -> int:
-        emb = sum(t.nbytes for t in (self.word_emb, self.pos_type0, *self.emb_ln))
-        emb += 0 if self.type_emb is None else self.type_emb.nbytes
-        per_layer = sum(getattr(l, n).nbytes for l in self.layers for n in ("qkv", "attn_out", "ffn_in", "ffn_out"))
-        norms = sum(t.nbytes for l in self.layers for t in (*l.ln1, *l.ln2))
-        return emb + per_layer + norms
 
     def embed(self, batch: PackedBatch) -> torch.Tensor:
         positions = batch.positions(self.position_offset)

@@ -84,12 +84,6 @@ class SequenceClassifierHead:
         tensors |= read_named(folder, [n for n in names if n.endswith("bias")], required=False)
         return cls(config, tensors, device=device, dtype=dtype)
 
-    @property
-    def nbytes(self) -> int:
-        parts = [self.out] + ([self.dense] if self.dense else [])
-        norm = sum(t.nbytes for t in (self.norm or ()) if t is not None)
-        return sum(p.nbytes for p in parts) + norm
-
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
         """[T, H] packed token states → [B, num_labels] float32 logits."""

@@ -79,10 +79,6 @@ class ColbertHead:
     def dims(self) -> int:
         return self.projection.weight.shape[0]
 
-    @property
-    def nbytes(self) -> int:
-        return self.projection.nbytes
-
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor, batch: PackedBatch,
                  skip_ids: torch.Tensor | None = None) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from sie.errors import ModelLoadFailed
 from sie.models.auto import AutoModelRunner
 from sie.models.linear import Linear
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner
 from sie.models.weights import load_safetensors, load_tensor_file
 
 BACKBONE = "token_rep_layer.bert_layer.model."
@@ -94,8 +94,10 @@ def _base_model_folder(model_name: str) -> Path:
                               f"(huggingface-cli download {model_name} --include '*.json' '*.model')") from None
 
 
-class GlinerRunner:
-    """Runner contract: packed ids → projected token states [T, gliner hidden]."""
+class GlinerRunner(Runner):
+    """Packed ids → projected token states [T, gliner hidden]. Brings its own tokenizer (the backbone's plus
+    GLiNER's prompt tokens) and hands the span head the tensors it read; no `linear_slots` (the backbone runs
+    in transformers: CPU precision modes other than fp32 do not apply)."""
 
     def __init__(self, config: GlinerConfig, backbone: AutoModelRunner, projection: Linear | None,
                  folder: Path, head_tensors: dict[str, torch.Tensor] | None = None) -> None:
@@ -107,7 +109,6 @@ class GlinerRunner:
         self.config = backbone.model.config
         self.device, self.dtype = backbone.device, backbone.dtype
         self.hidden_size = config.hidden_size
-        self.max_positions = None
 
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> GlinerRunner:
@@ -170,13 +171,6 @@ class GlinerRunner:
             raise ModelLoadFailed(f"{self.folder}: the tokenizer has no '{self.gliner.ent_token}' token")
         return tid
 
-    def linear_slots(self) -> list:
-        return []  # the backbone runs in transformers; precision modes other than fp32 do not apply
-
-    @property
-    def nbytes(self) -> int:
-        return self.backbone.nbytes + (self.projection.nbytes if self.projection else 0)
-
     @torch.inference_mode()
     def forward(self, batch: PackedBatch) -> torch.Tensor:
         h = self.backbone.forward(batch)
@@ -223,11 +217,6 @@ class GlinerSpanHead:
             return cls(GlinerConfig.read(folder), tensors, device=device, dtype=dtype)
         except (KeyError, RuntimeError) as e:
             raise ModelLoadFailed(f"{folder}: GLiNER head weights missing or mis-shaped: {e}") from None
-
-    @property
-    def nbytes(self) -> int:
-        layers = self.project_start + self.project_end + self.out_project + self.prompt
-        return sum(l.nbytes for l in layers) + sum(p.nbytes for p in self.lstm.parameters())
 
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor, batch: PackedBatch, word_tokens: list[list[int]],

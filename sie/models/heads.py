@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed
+from sie.models.runner import Runner
 
 HEADS: dict[str, tuple[str, str]] = {
     "splade": ("sie.models.splade", "SpladeHead"),
@@ -64,15 +65,6 @@ class ModelHeads:
     punctuation_ids: torch.Tensor | None = None
     idf: dict[int, float] = field(default_factory=dict)   # inference-free sparse queries
 
-    @property
-    def nbytes(self) -> int:
-        parts = (self.sparse, self.multivector, self.classifier, self.yes_no, self.tagger, self.spans)
-        return sum(int(p.nbytes) for p in parts if p is not None)
-
-
-def config_of(runner: object):
-    return getattr(runner, "config", None) or getattr(getattr(runner, "model", None), "config", None)
-
 
 def special_token_ids(tokenizer: Tokenizer, config) -> list[int]:
     """Ids of [CLS]/[SEP]/pad/unk/mask-like tokens: the tokenizer's special added tokens plus the config's ids."""
@@ -91,9 +83,9 @@ def token_id(tokenizer: Tokenizer, token: str, field_name: str) -> int:
     return tid
 
 
-def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokenizer, *, device: torch.device,
+def load_heads(card: ModelCard, folder: Path, runner: Runner, tokenizer: Tokenizer, *, device: torch.device,
                dtype: torch.dtype) -> ModelHeads:
-    config = config_of(runner)
+    config = runner.config
     heads = ModelHeads()
     ids = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
     enc, score, extract = card.capabilities.encode, card.capabilities.score, card.capabilities.extract
@@ -133,8 +125,7 @@ def load_heads(card: ModelCard, folder: Path, runner: object, tokenizer: Tokeniz
     if extract and extract.kind == "token-classification":
         heads.tagger = head_class("token-classification").load(folder, config, device=device, dtype=dtype)
     if extract and extract.kind == "gliner":
-        take = getattr(runner, "take_head_tensors", None)
-        heads.spans = head_class("gliner").load(folder, device=device, dtype=dtype, tensors=take() if take else None)
+        heads.spans = head_class("gliner").load(folder, device=device, dtype=dtype, tensors=runner.take_head_tensors())
     return heads
 
 

@@ -54,10 +54,6 @@ class Linear:
         y = linear(x, self.weight, self.bias)
         return y if self.activation is None else self.activation(y)
 
-    @property
-    def nbytes(self) -> int:
-        return self.weight.nbytes + (self.bias.nbytes if self.bias is not None else 0)
-
 
 class Bf16Linear(Linear):
     """bf16 GEMM inside an fp32 model: inputs rounded to bf16, fp32 accumulation, fp32 out.
@@ -111,10 +107,6 @@ class Int8Linear:
         if self.activation is not None:
             y = self.activation(y)
         return y.view(*x.shape[:-1], -1)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in (self.w_int8_t, self.w_scale, self.w_sum, self.bias, self.inv_smooth))
 
 
 def _quantize_per_token(x: torch.Tensor, inv_smooth: torch.Tensor):

@@ -9,7 +9,7 @@ uses its own RoPE base (local_rope_theta, 10k) while global layers use global_ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,9 +19,8 @@ from sie.models.activations import activation
 from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
 from sie.models.norms import layer_norm
-from sie.models.precision import LinearSlot
 from sie.models.rotary import Rotary, inverse_frequencies
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 Norm = tuple[torch.Tensor, torch.Tensor | None]
@@ -30,11 +29,11 @@ Norm = tuple[torch.Tensor, torch.Tensor | None]
 @dataclass
 class _Layer:
     attn_norm: Norm | None        # None on layer 0: the embedding norm already normalized its input
-    qkv: Linear
-    attn_out: Linear
+    qkv: Linear = field(metadata=swappable("attention"))
+    attn_out: Linear = field(metadata=swappable("attention_out"))
     mlp_norm: Norm
-    ffn_in: Linear                # [2 * intermediate]: GeGLU input half, then gate half
-    ffn_out: Linear
+    ffn_in: Linear = field(metadata=swappable("ffn"))  # [2 * intermediate]: GeGLU input half, then gate half
+    ffn_out: Linear = field(metadata=swappable("ffn"))
     local: bool
 
 
@@ -46,7 +45,7 @@ def _linear(w: dict[str, torch.Tensor], name: str) -> Linear:
     return Linear(w[f"{name}.weight"], w.get(f"{name}.bias"))
 
 
-class ModernBertRunner:
+class ModernBertRunner(Runner):
     def __init__(self, config, tensors: dict[str, torch.Tensor], *, device: torch.device,
                  dtype: torch.dtype) -> None:
         if config.model_type != "modernbert":
@@ -60,7 +59,6 @@ class ModernBertRunner:
         self.max_positions = config.max_position_embeddings
         self.window = config.local_attention // 2
         self.act = activation(config.hidden_activation)
-        self.attention_dtype: torch.dtype | None = None  # set by sie.models.precision
         self.rope = {kind: inverse_frequencies(config, self.head_dim, config.rope_parameters[kind], kind)
                      for kind in ("full_attention", "sliding_attention")}
 
@@ -85,18 +83,6 @@ class ModernBertRunner:
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> ModernBertRunner:
         return build_runner(cls, path, device=device, dtype=dtype)
-
-    def linear_slots(self) -> list[LinearSlot]:
-        return [LinearSlot(layer, name, role) for layer in self.layers
-                for name, role in (("qkv", "attention"), ("attn_out", "attention_out"),
-                                   ("ffn_in", "ffn"), ("ffn_out", "ffn"))]
-
-    @property
-    def nbytes(self) -> int:
-        norms = [*self.emb_norm, *self.final_norm] + [t for l in self.layers
-                                                      for t in (*(l.attn_norm or ()), *l.mlp_norm)]
-        linears = sum(getattr(l, n).nbytes for l in self.layers for n in ("qkv", "attn_out", "ffn_in", "ffn_out"))
-        return self.word_emb.nbytes + sum(t.nbytes for t in norms if t is not None) + linears
 
     def embed(self, batch: PackedBatch) -> torch.Tensor:
         return layer_norm(self.word_emb.index_select(0, batch.input_ids), *self.emb_norm, self.eps)

@@ -1,11 +1,16 @@
-"""CPU compute precision: which linear layers run in fp32, bf16 or int8.
+"""CPU compute precision: which of a runner's linear layers (its `linear_slots`) run in fp32, bf16 or int8.
 
 - `fp32`:  everything fp32; matches the reference to ~1e-6.
-- `mixed`: feed-forward GEMMs (2/3 of the FLOPs) in bf16 with fp32 accumulation; attention
-           projections, residual stream, layer norms and softmax stay fp32. Measured on MiniLM:
-           min cosine 0.99996 vs fp32. Needs native bf16 (AVX512-BF16 or AMX); otherwise fp32.
-- `int8`:  every linear layer int8 with SmoothQuant, calibrated at load time on a shipped text
-           sample; attention in bf16 where native. Measured on MiniLM: min cosine ~0.995 vs fp32.
+- `mixed`: the feed-forward GEMMs (2/3 of the FLOPs) and the attention output projection in bf16
+           (`Bf16Linear`: inputs, weights and bias in bf16, fp32 accumulation, the result back in fp32);
+           the fused QKV projection, the attention matmuls and softmax, the residual stream and layer
+           norms stay fp32. Measured on MiniLM: min cosine 0.99996 vs fp32. Needs native bf16
+           (AVX512-BF16 or AMX); otherwise fp32.
+- `int8`:  every linear layer of the encoder (QKV, attention output, feed-forward) int8 with SmoothQuant,
+           calibrated at load time on a shipped text sample; the attention matmuls in bf16 where native
+           (else fp32). Measured on MiniLM: min cosine ~0.995 vs fp32.
+Heads' layers stay in the load dtype in every mode. A runner without linear slots (the transformers
+fallback, GLiNER) runs fp32 whatever the mode.
 """
 
 from __future__ import annotations
@@ -13,23 +18,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 
 from sie.models.linear import Bf16Linear, Int8Linear, Linear
-from sie.models.runner import PackedBatch
+from sie.models.runner import LinearSlot, PackedBatch, Runner
 
 CpuPrecision = Literal["fp32", "mixed", "int8"]
 log = logging.getLogger(__name__)
-
-
-class LinearSlot(NamedTuple):
-    """Where a runner keeps one linear layer: `getattr(owner, attr)`; role is 'attention' or 'ffn'."""
-
-    owner: object
-    attr: str
-    role: str
 
 
 @functools.cache
@@ -43,7 +40,7 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def apply_cpu_precision(runner, mode: CpuPrecision, calibration: Iterable[PackedBatch] = ()) -> CpuPrecision:
+def apply_cpu_precision(runner: Runner, mode: CpuPrecision, calibration: Iterable[PackedBatch] = ()) -> CpuPrecision:
     """Swap the runner's linear layers for `mode`; returns the mode actually applied."""
     slots: list[LinearSlot] = runner.linear_slots()
     if mode != "fp32" and not slots:
@@ -65,7 +62,7 @@ def apply_cpu_precision(runner, mode: CpuPrecision, calibration: Iterable[Packed
         for i, s in enumerate(slots):
             lin = getattr(s.owner, s.attr)
             setattr(s.owner, s.attr, Int8Linear(lin.weight, lin.bias, absmax.get(i), activation=lin.activation))
-        if native_bf16() and hasattr(runner, "attention_dtype"):
+        if native_bf16():
             runner.attention_dtype = torch.bfloat16  # within int8's fidelity budget, ~2.5x faster matmuls
         return "int8"
     raise ValueError(f"precision: unknown CPU precision '{mode}'; valid: fp32, mixed, int8")

@@ -8,7 +8,7 @@ attention (fewer k/v heads than q heads), SwiGLU, causal mask, optional sliding-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,9 +18,8 @@ from sie.models.activations import activation
 from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
 from sie.models.norms import rms_norm
-from sie.models.precision import LinearSlot
 from sie.models.rotary import Rotary, inverse_frequencies
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 MODEL_TYPES = ("qwen2", "qwen3")
@@ -29,17 +28,17 @@ MODEL_TYPES = ("qwen2", "qwen3")
 @dataclass
 class _Layer:
     input_norm: torch.Tensor
-    qkv: Linear                   # q, k, v projections fused: [H*D + 2*Hkv*D]
-    q_norm: torch.Tensor | None   # Qwen3: RMSNorm over each head's D dims
+    qkv: Linear = field(metadata=swappable("attention"))      # q, k, v projections fused: [H*D + 2*Hkv*D]
+    q_norm: torch.Tensor | None                               # Qwen3: RMSNorm over each head's D dims
     k_norm: torch.Tensor | None
-    attn_out: Linear
+    attn_out: Linear = field(metadata=swappable("attention_out"))
     post_norm: torch.Tensor
-    gate_up: Linear               # gate and up projections fused: [2 * intermediate]
-    down: Linear
+    gate_up: Linear = field(metadata=swappable("ffn"))        # gate and up projections fused: [2 * intermediate]
+    down: Linear = field(metadata=swappable("ffn"))
     sliding: bool
 
 
-class QwenRunner:
+class QwenRunner(Runner):
     def __init__(self, config, tensors: dict[str, torch.Tensor], *, device: torch.device,
                  dtype: torch.dtype) -> None:
         if config.model_type not in MODEL_TYPES:
@@ -55,7 +54,6 @@ class QwenRunner:
         self.max_positions = config.max_position_embeddings
         self.sliding_window = getattr(config, "sliding_window", None)
         self.act = activation(config.hidden_act)
-        self.attention_dtype: torch.dtype | None = None  # set by sie.models.precision
         self.rope = inverse_frequencies(config, self.head_dim, config.rope_parameters)
 
         w = {k: v.to(device=device, dtype=dtype) for k, v in strip_prefix(tensors, "embed_tokens.weight").items()}
@@ -85,19 +83,6 @@ class QwenRunner:
     @classmethod
     def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> QwenRunner:
         return build_runner(cls, path, device=device, dtype=dtype)
-
-    def linear_slots(self) -> list[LinearSlot]:
-        return [LinearSlot(layer, name, role) for layer in self.layers
-                for name, role in (("qkv", "attention"), ("attn_out", "attention_out"),
-                                   ("gate_up", "ffn"), ("down", "ffn"))]
-
-    @property
-    def nbytes(self) -> int:
-        small = [self.word_emb, self.final_norm] + [t for l in self.layers
-                                                     for t in (l.input_norm, l.post_norm, l.q_norm, l.k_norm)
-                                                     if t is not None]
-        linears = sum(getattr(l, n).nbytes for l in self.layers for n in ("qkv", "attn_out", "gate_up", "down"))
-        return sum(t.nbytes for t in small) + linears
 
     @torch.inference_mode()
     def forward(self, batch: PackedBatch) -> torch.Tensor:

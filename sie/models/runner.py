@@ -1,18 +1,32 @@
-"""The runner contract: what every architecture family implements (kept deliberately small).
+"""The runner contract: what every architecture family implements, and all that the rest of sie asks of it.
 
 A runner is loaded once from a weights folder and then does pure tensor work on a `PackedBatch`:
 token ids of all sequences concatenated, plus cumulative lengths. No padding reaches the linear
 layers, layer norms or embeddings; only attention sees sequence boundaries.
+
+`Runner` lists every member its callers use (runtime/loaded_model.py, models/heads.py,
+models/precision.py, runtime/compute.py): what a family may leave out has a declared default here,
+so no caller probes a runner with `hasattr`. Its memory footprint is not a member: sie counts it
+once, by walking the tensors it holds (`sie.models.placement.resident_bytes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Self
 
 import torch
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PretrainedConfig
+
+SLOT_ROLE = "sie.precision_role"  # dataclass field metadata key: see `swappable`
 
 
 @dataclass(frozen=True)
@@ -73,16 +87,68 @@ class PackedBatch:
         return cls(flat.to(device), cu.to(device), lengths, tt, keys)
 
 
-class Runner(Protocol):
-    """One architecture family's forward pass."""
+class LinearSlot(NamedTuple):
+    """Where a runner keeps one linear layer: `getattr(owner, attr)`. role: 'attention' (the fused QKV
+    projection), 'attention_out' (the attention output projection) or 'ffn' (feed-forward layers)."""
+
+    owner: object
+    attr: str
+    role: str
+
+
+def swappable(role: str) -> dict[str, str]:
+    """Field metadata marking a layer dataclass field that holds a `Linear` the CPU precision modes may
+    swap (see `LinearSlot`): `qkv: Linear = field(metadata=swappable("attention"))`."""
+    return {SLOT_ROLE: role}
+
+
+class Runner(ABC):
+    """One architecture family's forward pass: `load`, then `forward` on packed batches.
+
+    hidden_size:     width of the token states `forward` returns.
+    device, dtype:   where its tensors live and the compute dtype they were loaded in
+                     (sie.models.placement moves the tensors and updates `device`).
+    config:          the transformers config (model_type, special ids, sizes) the heads and the memory
+                     reserve read.
+    max_positions:   the longest sequence its position table covers, checked against the card's
+                     max_tokens at load; None: not known (the transformers fallback, GLiNER), the card
+                     is trusted.
+    attention_dtype: dtype of the attention matmuls, None: `dtype`. Set by sie.models.precision; only
+                     runners that run their own attention read it.
+    layers:          per-layer dataclasses; their `swappable` fields are the runner's `linear_slots`.
+    Members only one family has (GlinerRunner's `gliner` settings and `class_token_id`) are not part of
+    the contract: the code of that family's model kind uses them on the concrete class.
+    """
 
     hidden_size: int
     device: torch.device
     dtype: torch.dtype
+    config: PretrainedConfig
+    max_positions: int | None = None
+    attention_dtype: torch.dtype | None = None
+    layers: Sequence[object] = ()
 
     @classmethod
-    def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> Runner: ...
+    @abstractmethod
+    def load(cls, path: Path, *, device: torch.device, dtype: torch.dtype) -> Self:
+        """The runner for the checkpoint in `path`, its tensors on `device` in `dtype`."""
 
+    @abstractmethod
     def forward(self, batch: PackedBatch) -> torch.Tensor:
         """Token states for every packed token: [T, hidden_size]."""
-        ...
+
+    def linear_slots(self) -> list[LinearSlot]:
+        """The linear layers CPU precision modes may swap, in layer order: every `swappable` field of every
+        entry of `layers`. Runners whose layers run elsewhere (transformers modules) have none."""
+        return [LinearSlot(layer, f.name, f.metadata[SLOT_ROLE]) for layer in self.layers
+                for f in dataclasses.fields(layer) if SLOT_ROLE in f.metadata]
+
+    def backend_tokenizer(self) -> Tokenizer | None:
+        """The tokenizer this runner needs when it is not the weights folder's own (GLiNER adds its prompt
+        tokens); None: the folder's."""
+        return None
+
+    def take_head_tensors(self) -> dict[str, torch.Tensor] | None:
+        """Head tensors the runner already read from the checkpoint, handed over once (so the head does
+        not read the file again); None: the head reads its own."""
+        return None

@@ -82,10 +82,6 @@ class SpladeHead:
             tensors |= read_named(folder, [names.embeddings])
         return cls(config, tensors, names, device=device, dtype=dtype)
 
-    @property
-    def nbytes(self) -> int:
-        return self.transform.nbytes + self.decoder.nbytes + sum(t.nbytes for t in self.norm if t is not None)
-
     def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(layer_norm(self.transform(hidden), *self.norm, self.eps))
 

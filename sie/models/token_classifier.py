@@ -43,11 +43,6 @@ class TokenClassifierHead:
         tensors |= read_named(folder, ["classifier.bias", "head.dense.bias", "head.norm.bias"], required=False)
         return cls(config, tensors, device=device, dtype=dtype)
 
-    @property
-    def nbytes(self) -> int:
-        extra = (self.dense.nbytes if self.dense else 0) + sum(t.nbytes for t in (self.norm or ()) if t is not None)
-        return self.out.nbytes + extra
-
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
         """[T, H] → [T, num_labels] float32 logits."""

@@ -26,10 +26,6 @@ class TokenWeightsHead:
         return cls(state["weight"].to(device=device, dtype=dtype),
                    None if "bias" not in state else state["bias"].to(device=device, dtype=dtype))
 
-    @property
-    def nbytes(self) -> int:
-        return self.linear.nbytes
-
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor, batch: PackedBatch,
                  skip_ids: torch.Tensor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

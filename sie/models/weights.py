@@ -1,5 +1,10 @@
 """Reading a weights folder: safetensors for model bodies (pickled .bin files can run code and are
-refused); the few pickled head files some formats ship go through torch's weights-only unpickler."""
+refused); the few pickled head files some formats ship go through torch's weights-only unpickler.
+
+Every reader here returns tensors under their current names (legacy names such as `LayerNorm.gamma`
+renamed as transformers renames them: sie.models.checkpoint_names), so runners and heads ask for one
+spelling only.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sie.errors import ModelLoadFailed
+from sie.models.checkpoint_names import current_name, with_current_names
 
 
 def load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
@@ -24,7 +30,7 @@ def load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for f in files:
         tensors.update(load_file(str(f)))
-    return tensors
+    return with_current_names(tensors, folder)
 
 
 def strip_prefix(tensors: dict[str, torch.Tensor], anchor: str) -> dict[str, torch.Tensor]:
@@ -44,14 +50,14 @@ def checkpoint_files(folder: Path) -> list[Path]:
 
 
 def read_tensors(folder: Path, wanted: Callable[[str], bool]) -> dict[str, torch.Tensor]:
-    """Only the tensors whose names satisfy `wanted` (heads read a few matrices, not the whole model)."""
-    out: dict[str, torch.Tensor] = {}
+    """Only the tensors whose (current) names satisfy `wanted` (heads read a few matrices, not the whole model)."""
+    found: dict[str, torch.Tensor] = {}
     for f in checkpoint_files(folder):
         with safe_open(str(f), framework="pt") as st:
             for key in st.keys():
-                if wanted(key):
-                    out[key] = st.get_tensor(key)
-    return out
+                if wanted(current_name(key)):
+                    found[key] = st.get_tensor(key)
+    return with_current_names(found, folder)
 
 
 def load_tensor_file(path: Path) -> dict[str, torch.Tensor]:
@@ -62,14 +68,14 @@ def load_tensor_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise ModelLoadFailed(f"{path.parent}: missing weights file {path.name}")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        return with_current_names(load_file(str(path)), path)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
         raise ModelLoadFailed(f"{path}: not a weights-only tensor file ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadFailed(f"{path}: expected a state dict of tensors")
-    return state
+    return with_current_names(state, path)
 
 
 def find_tensor(tensors: dict[str, torch.Tensor], name: str) -> str | None:

@@ -39,10 +39,6 @@ class YesNoHead:
                                       f"({weight.shape[0]})")
         return cls(weight[[no_id, yes_id]].clone().to(device=device, dtype=dtype))
 
-    @property
-    def nbytes(self) -> int:
-        return self.rows.nbytes
-
     @torch.inference_mode()
     def __call__(self, hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
         """[T, H] → [B, 2] float32 logits (no, yes) of the token after each sequence."""

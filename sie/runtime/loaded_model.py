@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
 from sie.models.heads import ModelHeads, load_heads
-from sie.models.placement import move_tensors
+from sie.models.placement import move_tensors, resident_bytes
 from sie.models.precision import apply_cpu_precision
-from sie.models.runner import PackedBatch
+from sie.models.runner import PackedBatch, Runner
 from sie.runtime.memory import activation_reserve, weights_bytes
 from sie.runtime.tokenizer import TextTokenizer, Tokenized
 from sie.runtime.weights import resolve_weights
@@ -34,7 +35,7 @@ _CUDA_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 @dataclass
 class LoadedModel:
     card: ModelCard
-    runner: object
+    runner: Runner
     tokenizer: TextTokenizer
     device: torch.device
     precision: str
@@ -43,9 +44,11 @@ class LoadedModel:
     reserve_bytes: int = 0
     heads: ModelHeads = field(default_factory=ModelHeads)   # sparse / multivector / score / extract heads
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
-        return int(self.runner.nbytes) + self.heads.nbytes
+        """Bytes of every tensor the runner and the heads hold, each storage once. Walked once, on first use:
+        loading (precision included) is over by then, and moving between tiers keeps every tensor's size."""
+        return resident_bytes(self.runner, self.heads)
 
     @property
     def footprint(self) -> int:
@@ -55,10 +58,8 @@ class LoadedModel:
     def to(self, device: torch.device, *, pin: bool = False) -> None:
         """Move the weights (device ↔ host tier); a no-op when already there."""
         if device != self.device:
-            move_tensors(self.runner, device, pin=pin)
+            move_tensors(self.runner, device, pin=pin)   # updates runner.device too
             move_tensors(self.heads, device, pin=pin)
-            if hasattr(self.runner, "device"):
-                self.runner.device = device
             self.device = device
 
     def batches(self, seqs: list[Tokenized]) -> list[list[int]]:
@@ -92,20 +93,17 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
     folder = resolve_weights(card.source, allow_downloads=allow_downloads)
     dtype = torch.float32 if device.type == "cpu" else _CUDA_DTYPES[card.precision.cuda]
     try:
-        runner = runner_class(card.architecture).load(folder, device=device, dtype=dtype)
-        if hasattr(runner, "backend_tokenizer"):  # GLiNER: the backbone's tokenizer plus its prompt tokens
-            tokenizer = TextTokenizer(runner.backend_tokenizer(), card.max_tokens)
-        else:
-            tokenizer = TextTokenizer.load(folder, card.max_tokens)
+        runner: Runner = runner_class(card.architecture).load(folder, device=device, dtype=dtype)
+        own = runner.backend_tokenizer()  # GLiNER: the backbone's tokenizer plus its prompt tokens
+        tokenizer = TextTokenizer.load(folder, card.max_tokens) if own is None else TextTokenizer(own, card.max_tokens)
         heads = load_heads(card, folder, runner, tokenizer.backend, device=device, dtype=dtype)
     except SieError:
         raise
     except Exception as e:  # corrupt files, shape mismatches: the model is unusable, the server is not
         raise ModelLoadFailed(f"{card.name}: loading {folder} failed: {type(e).__name__}: {e}") from None
-    limit = getattr(runner, "max_positions", None)
-    if limit is not None and card.max_tokens > limit:
+    if runner.max_positions is not None and card.max_tokens > runner.max_positions:
         raise ModelLoadFailed(f"{card.name}: max_tokens {card.max_tokens} exceeds the model's "
-                              f"{limit} positions", field="max_tokens")
+                              f"{runner.max_positions} positions", field="max_tokens")
     precision = card.precision.cuda
     budget = card.token_budget
     if device.type == "cpu":
@@ -123,7 +121,7 @@ def load_model(card: ModelCard, device: torch.device, *, allow_downloads: bool =
     seconds = time.perf_counter() - start
     log.info("loaded %s from %s on %s (%s) in %.2fs", card.name, folder, device, precision, seconds)
     return LoadedModel(card, runner, tokenizer, device, precision, budget, seconds,
-                       _reserve(_config_of(runner), card, budget, dtype), heads)
+                       _reserve(runner.config, card, budget, dtype), heads)
 
 
 def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads: bool = False,
@@ -144,10 +142,6 @@ def estimate_footprint(card: ModelCard, device: torch.device, *, allow_downloads
     except Exception as e:  # unreadable config or safetensors header: the model is unusable
         raise ModelLoadFailed(f"{card.name}: loading {folder} failed: {type(e).__name__}: {e}") from None
     return weights + _reserve(config, card, budget, dtype)
-
-
-def _config_of(runner: object):
-    return getattr(runner, "config", None) or getattr(getattr(runner, "model", None), "config", None)
 
 
 def _reserve(config, card: ModelCard, budget: int, dtype: torch.dtype) -> int:

@@ -1,7 +1,9 @@
 """Memory budgets and model footprints.
 
-A model's footprint = parameter + buffer bytes + an activation reserve derived from its token
-budget, so that admitting it can never leave the device unable to run a full batch.
+A model's footprint = the bytes of every tensor its runner and heads hold (estimated before loading
+from the checkpoint's headers, counted after it by sie.models.placement.resident_bytes) + an
+activation reserve derived from its token budget, so that admitting it can never leave the device
+unable to run a full batch.
 """
 
 from __future__ import annotations
