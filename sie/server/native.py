@@ -143,9 +143,10 @@ async def extract(request: Request, model: str = MODEL_PATH):
 
 @router.post("/v1/tokenize/{model:path}", openapi_extra=_body(TokenizeRequest), tags=["native"])
 async def tokenize(request: Request, model: str = MODEL_PATH):
-    """Token counts per item as the model's tokenizer counts them (untruncated), with the ids and character
-    spans when asked for. SIE_MAX_CHARS does not apply: counting a text longer than the model reads is what
-    this route is for (a chunker's or a token budget's); the body limit (SIE_MAX_BODY_BYTES) still does."""
+    """Token counts per item, as the model's own tokenizer counts them (untruncated); ids and spans on request.
+
+    SIE_MAX_CHARS does not apply: counting a text longer than the model reads is what this route is for (a
+    chunker's or a token budget's); the body limit (SIE_MAX_BODY_BYTES) still does."""
     name_model(request, model)
     body = await parse(request, TokenizeRequest)
     texts = [i.text for i in body.items]
