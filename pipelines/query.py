@@ -120,7 +120,7 @@ class QueryRunner:
         try:
             return self.tokenizers(name)
         except PipelineError:
-            return None  # a remote engine's model without local weights: counts are unknown, not fatal
+            return None  # a model whose tokenizer the engine cannot load: counts are unknown, not fatal
 
     def close(self) -> None:
         for step in self.steps:
