@@ -199,8 +199,8 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
          shard: str = typer.Option("0/1", help="INDEX/COUNT, as for `sie run`."),
          json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
     """Check models, capabilities, tokenizers and sink schemas, and show what a run would do. Writes nothing."""
-    from pipelines.engines import open_engine
-    from pipelines.models import ModelDirectory, local_directory
+    from pipelines.engines import open_models
+    from pipelines.models import ModelDirectory
     from pipelines.plan import (
         check_models,
         check_sinks,
@@ -215,15 +215,12 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
     from pipelines.tokenizers import Tokenizers
 
     p = _load(file)
-    if p.engine.url is None:
-        directory = _guard(local_directory)
-    else:
-        client, close = open_engine(p.engine)
-        try:
-            directory = _guard(lambda: ModelDirectory.from_server(client))
-        finally:
-            close()
-    problems = check_models(p, directory, capabilities=True) + check_tokenizers(p, Tokenizers())
+    models, close = _guard(lambda: open_models(p.engine))
+    try:
+        directory = _guard(lambda: ModelDirectory.from_engine(models))
+        problems = check_models(p, directory, capabilities=True) + check_tokenizers(p, Tokenizers(models))
+    finally:
+        close()
     sink_problems, sinks = check_sinks(p, directory)
     _guard(lambda: raise_if(problems + sink_problems))
     outlook = None

@@ -24,7 +24,6 @@ from pipelines.runner import IngestRunner, RunOptions
 from pipelines.sources import posted_documents
 from pipelines.spec import Pipeline, RecordsSource
 from pipelines.store import RunRecord, RunStore, open_store
-from pipelines.tokenizers import Tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ class RunManager:
         self._stores: dict[str, RunStore] = {}
         self._store_url = store_url
         self._guard = threading.Lock()
-        self.tokenizers = Tokenizers(getattr(engine, "catalog", None))
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -94,7 +92,7 @@ class RunManager:
                 return
             engine, close = open_engine(p.engine, shared=self.engine)
             try:
-                IngestRunner(p, engine, store, tokenizers=self.tokenizers, stop=self._stop).run(options, run)
+                IngestRunner(p, engine, store, stop=self._stop).run(options, run)
             except Exception as e:  # a bug must not leave the run 'running' forever
                 log.exception("run %s of %s failed", run.id, p.name)
                 store.update_run(run.id, state="failed", errors=[f"internal error: {type(e).__name__}: {e}"],
@@ -108,7 +106,7 @@ class RunManager:
             if p.name not in self._queries:
                 engine, close = open_engine(p.engine, shared=self.engine)
                 self._query_engines.append(close)
-                self._queries[p.name] = QueryRunner(p, engine, tokenizers=self.tokenizers)
+                self._queries[p.name] = QueryRunner(p, engine)
             return self._queries[p.name]
 
     def close(self, wait_s: float = 10.0) -> None:

@@ -68,23 +68,10 @@ class _LazyEngine:
 
     def __init__(self) -> None:
         self._engine: Any = None
-        self._catalog: Any = None
-
-    @property
-    def catalog(self) -> Any:
-        """The catalog the engine will use, without building the engine (for tokenizers and `plan`)."""
-        if self._engine is not None:
-            return self._engine.catalog
-        if self._catalog is None:
-            from sie.catalog import Catalog
-            from sie.config import Settings
-
-            self._catalog = Catalog.from_dirs(*Settings.load().catalog_dirs, strict=False)
-        return self._catalog
 
     def _get(self) -> Any:
         if self._engine is None:
-            from sie.runtime.engine import Engine
+            from sie import Engine
 
             self._engine = Engine()
         return self._engine

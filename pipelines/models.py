@@ -1,5 +1,6 @@
-"""Which models exist and what they can do, asked of the engine the pipeline uses: the in-process
-engine's catalog, or a server's GET /v1/models. `sie plan` and the sinks' schema are built from this."""
+"""Which models exist and what they can do, asked of the engine the pipeline uses through the Engine
+protocol's `models()`: the in-process Engine's catalog, or a server's GET /v1/models (the same listing).
+`sie plan` and the sinks' schema are built from this."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import PipelineError
+from sie.errors import SieError
+from sie.protocol import ModelsProtocol
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,6 @@ class ModelInfo:
     multivector_dims: int | None
     score: bool
     extract: bool
-    local_weights: bool | None = None   # known for the in-process catalog only
 
     def can(self, capability: str, outputs: list[str] | None = None) -> str | None:
         """Why this model cannot do `capability` (with these encode outputs), or None."""
@@ -60,28 +62,11 @@ class ModelDirectory:
                 self._by_name[key.lower()] = info
 
     @classmethod
-    def from_catalog(cls, catalog: Any) -> ModelDirectory:
-        from sie.errors import SieError
-        from sie.runtime.weights import resolve_weights
-
-        infos = []
-        for card in catalog:
-            try:
-                resolve_weights(card.source)
-                local = True
-            except SieError:
-                local = False
-            base = from_capabilities(card.name, card.aliases, card.capabilities.model_dump(exclude_none=True))
-            infos.append(ModelInfo(**{**base.__dict__, "local_weights": local}))
-        return cls(infos)
-
-    @classmethod
-    def from_server(cls, client: Any) -> ModelDirectory:
-        from sie.errors import SieError
-
+    def from_engine(cls, engine: ModelsProtocol) -> ModelDirectory:
+        """From the engine's `models()`: an in-process Engine, a SieClient, or LocalModels (the catalog alone)."""
         try:
-            listing = client.models_sync()
-        except SieError as e:
+            listing = engine.models_sync()
+        except SieError as e:  # only a server can fail to answer
             raise PipelineError(f"engine.url: cannot list the server's models: {e.message}", field="engine.url",
                                 code="engine_unavailable") from None
         return cls([from_capabilities(m["id"], m.get("aliases", []), m.get("capabilities", {})) for m in listing])
@@ -104,16 +89,13 @@ class ModelDirectory:
         return f"unknown model '{name}'{hint} (see `sie models`)"
 
 
-def directory_for(engine: Any) -> ModelDirectory:
+def directory_for(engine: ModelsProtocol) -> ModelDirectory:
     """The directory of the engine a pipeline runs on (an in-process Engine or a SieClient)."""
-    catalog = getattr(engine, "catalog", None)
-    if catalog is not None:
-        return ModelDirectory.from_catalog(catalog)
-    return ModelDirectory.from_server(engine)
+    return ModelDirectory.from_engine(engine)
 
 
 def local_directory() -> ModelDirectory:
-    from sie.catalog import Catalog
-    from sie.config import Settings
+    """The in-process engine's models without building it (no torch): what `sie validate` checks against."""
+    from sie import LocalModels
 
-    return ModelDirectory.from_catalog(Catalog.from_dirs(*Settings.load().catalog_dirs, strict=False))
+    return ModelDirectory.from_engine(LocalModels.from_settings())

@@ -1,10 +1,10 @@
 """`sie validate` and `sie plan`: what a pipeline will do, checked before anything is written.
 
 validate: the spec, plus (for the in-process engine) that every named model is in the catalog.
-plan:     also each model's capability (encode outputs, score, extract), local tokenizers for chunking
-          and trimming, the sinks' schema against what each database can store (the sinks are opened,
-          nothing is created or written), and for an ingest pipeline how many sources a run would
-          process or skip according to the run store.
+plan:     also each model's capability (encode outputs, score, extract), that the engine can load the
+          tokenizers for chunking and trimming, the sinks' schema against what each database can store
+          (the sinks are opened, nothing is created or written), and for an ingest pipeline how many
+          sources a run would process or skip according to the run store.
 Every problem carries `file:line:col key.path:` like the spec's own errors.
 """
 

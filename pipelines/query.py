@@ -52,7 +52,7 @@ class QueryRunner:
         if pipeline.kind != "query":
             raise PipelineError(f"pipeline {pipeline.name!r} is an ingest pipeline; use `sie run`", field="kind")
         self.p = pipeline
-        self.tokenizers = tokenizers or Tokenizers(getattr(engine, "catalog", None))
+        self.tokenizers = tokenizers or Tokenizers(engine)
         ctx = StepContext(engine, self.tokenizers, pipeline.name)
         self.steps: list[QueryStep] = [step_class("query", s.name)(s.config, ctx) for s in pipeline.steps]
         self.deadline_ms = default_deadline_ms(pipeline)
@@ -92,10 +92,12 @@ class QueryRunner:
             timing[step.name + "_ms"] = round((time.perf_counter() - t) * 1000, 3)
         timing["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         counter = self._counter()
-        if state.tokens_after is None and counter is not None:
-            state.tokens_before = sum(counter.count([h.text for h in state.retrieved]))
-            state.tokens_after = sum(counter.count([h.text for h in state.hits]))
-        counts = counter.count([h.text for h in state.hits]) if counter is not None else [None] * len(state.hits)
+        counts: list[int | None] = [None] * len(state.hits)
+        if counter is not None:
+            counts = list(await counter.count_async([h.text for h in state.hits]))
+            if state.tokens_after is None:
+                state.tokens_before = sum(await counter.count_async([h.text for h in state.retrieved]))
+                state.tokens_after = sum(counts)
         budget = max_tokens or next((s.config.max_tokens for s in self.steps if s.name == "trim"), None)
         return {
             "pipeline": self.p.name, "query": text,
@@ -118,7 +120,7 @@ class QueryRunner:
         try:
             return self.tokenizers(name)
         except PipelineError:
-            return None  # a remote engine's model without local weights: counts are unknown, not fatal
+            return None  # a model whose tokenizer the engine cannot load: counts are unknown, not fatal
 
     def close(self) -> None:
         for step in self.steps:

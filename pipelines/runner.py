@@ -32,7 +32,7 @@ from pipelines.models import directory_for
 from pipelines.sources import Document, FileSource, Refusal, Shard
 from pipelines.spec import FilesSource, Pipeline
 from pipelines.steps import step_class
-from pipelines.steps.base import Chunk, IngestStep, StepContext
+from pipelines.steps.base import BULK, Chunk, IngestStep, StepContext
 from pipelines.store import RunRecord, RunStore
 from pipelines.targets import drop_retired, open_target, switch
 from pipelines.tokenizers import Tokenizers
@@ -107,7 +107,7 @@ class IngestRunner:
         if pipeline.kind != "ingest":
             raise PipelineError(f"pipeline {pipeline.name!r} is a query pipeline; use `sie query`", field="kind")
         self.p, self.engine, self.store = pipeline, engine, store
-        self.tokenizers = tokenizers or Tokenizers(getattr(engine, "catalog", None))
+        self.tokenizers = tokenizers or Tokenizers(engine, **BULK)  # chunks count in the bulk lane, as steps run
         self.listener = listener
         self.stop = stop or threading.Event()
         self.errors: list[str] = []

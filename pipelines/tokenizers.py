@@ -1,7 +1,8 @@
-"""Tokenizers by model name, for chunking by tokens and for token budgets (`trim`).
+"""Token counts and token spans by model name, for chunking by tokens and for token budgets (`trim`).
 
-Only the tokenizer is loaded (tokenizer.json from the model's local weights), never the model, so a
-pipeline host with a remote engine can still count tokens when the weights folder is on disk. Counts
+Asked of the engine the pipeline uses, through the Engine protocol (`count_tokens` / `tokenize`): the
+in-process Engine reads only the model's tokenizer (never its weights), and a remote engine counts on its
+own machine, so a pipeline host with `engine: http://...` needs no weights to chunk or trim. Counts
 exclude special tokens: they measure what an LLM will read, not what an encoder sees.
 """
 
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from pipelines.errors import PipelineError
+from pipelines.models import ModelDirectory, directory_for
+from sie.errors import SieError
+from sie.protocol import ModelsProtocol
+
+#: What the counts here are: the text's own tokens, none of the [CLS]/[SEP] an encoder adds.
+TEXT_ONLY = {"add_special_tokens": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,41 +27,39 @@ class Encoded:
 
 
 class TokenCounter:
-    def __init__(self, tokenizer: Any, name: str) -> None:
-        from tokenizers import Tokenizer
+    """One model's tokenizer, on the engine. Sync methods for ingest steps (they run on threads), async ones
+    for query steps (they must not hold the event loop while a remote engine answers)."""
 
-        # A private copy: truncation/padding set by the engine on a shared instance must not apply here.
-        self._tok = Tokenizer.from_str(tokenizer.to_str())
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        self.name = name
+    def __init__(self, engine: ModelsProtocol, name: str, priority: str = "interactive") -> None:
+        self._engine = engine
+        self.name = name            # the canonical model name
+        self._options = {**TEXT_ONLY, "priority": priority}
 
     def encode(self, text: str) -> Encoded:
-        enc = self._tok.encode(text, add_special_tokens=False)
-        return Encoded(list(enc.ids), [tuple(o) for o in enc.offsets])
+        (t,) = self._engine.tokenize_sync(self.name, [text], return_ids=True, return_offsets=True, **self._options)
+        return Encoded(t.ids or [], t.offsets or [])
 
     def count(self, texts: list[str]) -> list[int]:
-        if not texts:
-            return []
-        return [len(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+        return self._engine.count_tokens_sync(self.name, texts, **self._options) if texts else []
+
+    async def encode_async(self, text: str) -> Encoded:
+        (t,) = await self._engine.tokenize(self.name, [text], return_ids=True, return_offsets=True, **self._options)
+        return Encoded(t.ids or [], t.offsets or [])
+
+    async def count_async(self, texts: list[str]) -> list[int]:
+        return await self._engine.count_tokens(self.name, texts, **self._options) if texts else []
 
 
 class Tokenizers:
-    """name -> TokenCounter, loaded once, from a catalog (the in-process engine's, or the local one)."""
+    """name -> TokenCounter, checked once per name: the engine knows the model and can load its tokenizer.
+    `priority`: the engine lane the counting runs in (ingest runs count in the batch lane)."""
 
-    def __init__(self, catalog: Any | None = None) -> None:
-        self._catalog = catalog
+    def __init__(self, engine: ModelsProtocol, *, priority: str = "interactive") -> None:
+        self._engine = engine
+        self._priority = priority
+        self._directory: ModelDirectory | None = None
         self._cache: dict[str, TokenCounter] = {}
         self._lock = threading.Lock()
-
-    @property
-    def catalog(self) -> Any:
-        if self._catalog is None:
-            from sie.catalog import Catalog
-            from sie.config import Settings
-
-            self._catalog = Catalog.from_dirs(*Settings.load().catalog_dirs, strict=False)
-        return self._catalog
 
     def __call__(self, name: str) -> TokenCounter:
         with self._lock:
@@ -65,14 +68,12 @@ class Tokenizers:
             return self._cache[name]
 
     def _load(self, name: str) -> TokenCounter:
-        from sie.errors import SieError
-        from sie.runtime.tokenizer import TextTokenizer
-        from sie.runtime.weights import resolve_weights
-
         try:
-            card = self.catalog.get(name)
-            folder = Path(resolve_weights(card.source))
-            return TokenCounter(TextTokenizer.load(folder, card.max_tokens).backend, card.name)
+            self._engine.count_tokens_sync(name, [], priority=self._priority)  # nothing to count: a load check
         except SieError as e:
             raise PipelineError(f"tokenizer: cannot load the tokenizer of '{name}': {e.message}",
                                 field="tokenizer", code="tokenizer_unavailable") from None
+        if self._directory is None:
+            self._directory = directory_for(self._engine)
+        info = self._directory.get(name)
+        return TokenCounter(self._engine, info.name if info else name, self._priority)

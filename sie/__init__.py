@@ -1,7 +1,7 @@
 """sie: many small models on one device, behind encode / score / extract.
 
-`Engine` (in-process, needs torch) and `SieClient` (HTTP, light) are imported lazily, so the SDK
-can be used without loading torch.
+`Engine` (in-process, needs torch), `SieClient` (HTTP, light) and `LocalModels` (the catalog's models
+and tokenizers alone, light) are imported lazily, so the SDK can be used without loading torch.
 """
 
 import os
@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from sie.errors import SieError
 
 __version__ = "0.1.0"
-__all__ = ["EncodedItem", "Engine", "SieClient", "SieError", "__version__"]
+__all__ = ["EncodedItem", "Engine", "LocalModels", "SieClient", "SieError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -27,6 +27,10 @@ def __getattr__(name: str):
         from sie.client import SieClient
 
         return SieClient
+    if name == "LocalModels":
+        from sie.runtime.local_models import LocalModels
+
+        return LocalModels
     if name == "EncodedItem":
         from sie.runtime.results import EncodedItem
 

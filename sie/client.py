@@ -12,7 +12,12 @@ the `X-SIE-Model` header (for model-affinity routing in front of a cluster), and
 Scheduling, as on the Engine: `priority="batch"` puts the work in the server's bulk lane (default
 interactive); `timeout_ms` is one budget for the whole call, retries included: every request carries
 what is left of it in the `X-SIE-Timeout-Ms` header (the server drops the work and answers 504 when it
-runs out), and the client raises DeadlineExceeded once nothing is left.
+runs out), and the client raises DeadlineExceeded once nothing is left; `admission="reject"` raises the
+server's 429 (queue_full) at once instead of waiting it out with retries.
+
+Options are checked here before anything is sent, by the same code as the Engine's (sie.call_options):
+an option a method does not take, or a lane / admission / timeout_ms out of range, is the InvalidInput the
+in-process Engine raises, word for word.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import httpx
 import numpy as np
 
 from sie.background_loop import BackgroundLoop
+from sie.call_options import check_flags, check_lane, check_scheduling, reject_unknown
 from sie.codec import JSON, MSGPACK, TIMEOUT_HEADER, decode_body, encode_body, unpack_array
 from sie.errors import DeadlineExceeded, SieError
 from sie.runtime.results import (
@@ -36,6 +42,7 @@ from sie.runtime.results import (
     ScoredItem,
     SparseVector,
     Timing,
+    TokenizedText,
 )
 
 DEFAULT_MAX_ITEMS = 256
@@ -56,15 +63,15 @@ class SieClient:
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
                      output_types: list[str] | None = None, sparse_top_k: int | None = None,
-                     sparse_tokens: bool = False, priority: str = "interactive", timeout_ms: float | None = None,
-                     **_: Any) -> list[EncodedItem]:
+                     sparse_tokens: bool = False, admission: str = "wait", priority: str = "interactive",
+                     timeout_ms: float | None = None, **unknown: Any) -> list[EncodedItem]:
+        lane, deadline, wait = _scheduling("encode", unknown, priority, timeout_ms, admission)
         params = {"is_query": is_query, "dims": dims, "dtype": dtype, "normalize": normalize,
                   "instruction": instruction, "output_types": output_types, "sparse_top_k": sparse_top_k,
-                  "sparse_tokens": sparse_tokens or None, **_lane(priority)}
-        deadline = _deadline(timeout_ms)
+                  "sparse_tokens": sparse_tokens or None, **lane}
         chunks = await self._chunked(items, lambda part: self._post(
             f"/v1/encode/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model,
-            deadline))
+            deadline, wait))
         return [EncodedItem(dense=None if it.get("dense") is None else _array(it["dense"], dtype),
                             tokens=it["tokens"], truncated=it["truncated"], sparse=_sparse(it.get("sparse")),
                             multivector=None if it.get("multivector") is None else unpack_array(it["multivector"]),
@@ -72,14 +79,14 @@ class SieClient:
                 for body in chunks for it in body["items"]]
 
     async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
-                    instruction: str | None = None, priority: str = "interactive", timeout_ms: float | None = None,
-                    **_: Any) -> list[ScoredItem]:
-        deadline = _deadline(timeout_ms)
+                    instruction: str | None = None, admission: str = "wait", priority: str = "interactive",
+                    timeout_ms: float | None = None, **unknown: Any) -> list[ScoredItem]:
+        lane, deadline, wait = _scheduling("score", unknown, priority, timeout_ms, admission)
         size = await self._limit()
         bodies = await self._chunked(items, lambda part: self._post(
             f"/v1/score/{model}", {"query": {"text": query}, "items": [{"text": t} for t in part],
-                                   "params": _compact({"instruction": instruction, **_lane(priority)})}, model,
-            deadline))
+                                   "params": _compact({"instruction": instruction, **lane})}, model,
+            deadline, wait))
         scored = []
         for n, body in enumerate(bodies):  # re-rank globally: every chunk was ranked on its own
             for it in body["items"]:
@@ -92,13 +99,13 @@ class SieClient:
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
-                      priority: str = "interactive", timeout_ms: float | None = None, **_: Any) -> list[ExtractedItem]:
-        params = {"labels": labels, "threshold": threshold, "flat": flat, "multi_label": multi_label,
-                  **_lane(priority)}
-        deadline = _deadline(timeout_ms)
+                      admission: str = "wait", priority: str = "interactive", timeout_ms: float | None = None,
+                      **unknown: Any) -> list[ExtractedItem]:
+        lane, deadline, wait = _scheduling("extract", unknown, priority, timeout_ms, admission)
+        params = {"labels": labels, "threshold": threshold, "flat": flat, "multi_label": multi_label, **lane}
         bodies = await self._chunked(items, lambda part: self._post(
             f"/v1/extract/{model}", {"items": [{"text": t} for t in part], "params": _compact(params)}, model,
-            deadline))
+            deadline, wait))
         return [ExtractedItem(entities=[Entity(**e) for e in it["entities"]],
                               classifications=[Classification(**c) for c in it["classifications"]],
                               tokens=it.get("tokens", 0), truncated=it.get("truncated", False),
@@ -107,6 +114,29 @@ class SieClient:
 
     async def models(self) -> list[dict]:
         return (await self._request("GET", "/v1/models"))["data"]
+
+    async def count_tokens(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
+                           priority: str = "interactive", **unknown: Any) -> list[int]:
+        reject_unknown("count_tokens", unknown)
+        return [t.tokens for t in await self._tokenize(model, texts, priority, add_special_tokens)]
+
+    async def tokenize(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
+                       return_ids: bool = False, return_offsets: bool = False, priority: str = "interactive",
+                       **unknown: Any) -> list[TokenizedText]:
+        reject_unknown("tokenize", unknown)
+        return await self._tokenize(model, texts, priority, add_special_tokens, return_ids, return_offsets)
+
+    async def _tokenize(self, model: str, texts: list[str], priority: str, add_special_tokens: bool,
+                        return_ids: bool = False, return_offsets: bool = False) -> list[TokenizedText]:
+        lane = _lane(check_lane(priority))
+        check_flags(add_special_tokens=add_special_tokens, return_ids=return_ids, return_offsets=return_offsets)
+        params = {"add_special_tokens": add_special_tokens, "return_ids": return_ids,
+                  "return_offsets": return_offsets, **lane}
+        bodies = await self._chunked(texts, lambda part: self._post(
+            f"/v1/tokenize/{model}", {"items": [{"text": t} for t in part], "params": params}, model))
+        return [TokenizedText(it["tokens"], it.get("ids"),
+                              None if it.get("offsets") is None else [tuple(o) for o in it["offsets"]])
+                for body in bodies for it in body["items"]]
 
     async def query(self, pipeline: str, text: str, *, max_tokens: int | None = None, limit: int | None = None,
                     where: dict | None = None) -> dict:
@@ -126,6 +156,12 @@ class SieClient:
 
     def models_sync(self) -> list[dict]:
         return self._sync.run(self.models())
+
+    def count_tokens_sync(self, model: str, texts: list[str], **options: Any) -> list[int]:
+        return self._sync.run(self.count_tokens(model, texts, **options))
+
+    def tokenize_sync(self, model: str, texts: list[str], **options: Any) -> list[TokenizedText]:
+        return self._sync.run(self.tokenize(model, texts, **options))
 
     def query_sync(self, pipeline: str, text: str, **options: Any) -> dict:
         return self._sync.run(self.query(pipeline, text, **options))
@@ -173,11 +209,14 @@ class SieClient:
             http = self._http[loop] = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=self.timeout)
         return http
 
-    async def _post(self, path: str, payload: dict, model: str, deadline: float | None = None) -> dict:
-        return await self._request("POST", path, payload, {"x-sie-model": model}, deadline)
+    async def _post(self, path: str, payload: dict, model: str, deadline: float | None = None,
+                    wait: bool = True) -> dict:
+        return await self._request("POST", path, payload, {"x-sie-model": model}, deadline, wait)
 
     async def _request(self, method: str, path: str, payload: dict | None = None,
-                       headers: dict | None = None, deadline: float | None = None) -> dict:
+                       headers: dict | None = None, deadline: float | None = None, wait: bool = True) -> dict:
+        """`wait`: a 429 (queue full) is retried after its Retry-After, as admission="wait" waits; 503s
+        (loading, draining) are retried either way."""
         body = None
         headers = dict(headers or {})
         if payload is not None:
@@ -199,7 +238,7 @@ class SieClient:
                                    code="unreachable", status=503) from None
                 await _pause(_backoff(attempt, None), deadline)
                 continue
-            if resp.status_code in (429, 503) and attempt < self.max_retries:
+            if (resp.status_code == 503 or (resp.status_code == 429 and wait)) and attempt < self.max_retries:
                 await _pause(_backoff(attempt, resp.headers.get("retry-after")), deadline)
                 continue
             data = decode_body(resp.content, resp.headers.get("content-type")) if resp.content else {}
@@ -216,6 +255,14 @@ class SieClient:
 def _lane(priority: str) -> dict:
     """Only a non-default lane is sent, so requests stay valid for servers that predate lanes."""
     return {} if priority == "interactive" else {"priority": priority}
+
+
+def _scheduling(method: str, unknown: dict, priority: str, timeout_ms: float | None,
+                admission: str) -> tuple[dict, float | None, bool]:
+    """The Engine's checks of a call's options, then (lane params, deadline, wait on a full queue)."""
+    reject_unknown(method, unknown)
+    lane, timeout_ms, wait = check_scheduling(priority, timeout_ms, admission)
+    return _lane(lane), _deadline(timeout_ms), wait
 
 
 def _deadline(timeout_ms: float | None) -> float | None:

@@ -52,12 +52,14 @@ class TrimStep(QueryStep):
         assert c.tokenizer is not None  # the spec fills it from the encode step
         counter = self.ctx.tokenizer(c.tokenizer)
         budget = int(options.get("max_tokens") or c.max_tokens)
-        state.tokens_before = sum(counter.count([h.text for h in state.retrieved]))
+        # One engine call for every count the packing needs (a remote engine answers once, not per candidate).
+        counts = await counter.count_async([h.text for h in state.retrieved] + [h.text for h in state.hits])
+        state.tokens_before = sum(counts[:len(state.retrieved)])
         kept: list[Candidate] = []
         seen_exact: set[str] = set()
         seen_words: list[set[str]] = []
         used = 0
-        for cand in state.hits:
+        for cand, n in zip(state.hits, counts[len(state.retrieved):]):
             if c.min_score is not None and cand.score < c.min_score:
                 continue
             if c.dedupe == "exact" and _normal(cand.text) in seen_exact:
@@ -65,14 +67,13 @@ class TrimStep(QueryStep):
             words = set(WORD.findall(cand.text.casefold()))
             if c.dedupe == "near" and any(_jaccard(words, w) >= c.near_threshold for w in seen_words):
                 continue
-            (n,) = counter.count([cand.text])
             if used + n > budget:
                 if not c.truncate_last:
                     continue
-                cut = _cut(counter, cand.text, budget - used)
+                cut, cut_tokens = await _cut(counter, cand.text, budget - used)
                 if cut:
                     cand.text = cut
-                    used += counter.count([cut])[0]
+                    used += cut_tokens
                     kept.append(cand)
                 break
             kept.append(cand)
@@ -86,15 +87,16 @@ class TrimStep(QueryStep):
         state.notes["trim"] = {"max_tokens": budget, "tokenizer": counter.name}
 
 
-def _cut(counter: Any, text: str, tokens: int) -> str:
-    """The longest prefix of `text` ending on a token boundary that counts at most `tokens`."""
+async def _cut(counter: Any, text: str, tokens: int) -> tuple[str, int]:
+    """The longest prefix of `text` ending on a token boundary that counts at most `tokens`, and its count."""
     if tokens <= 0:
-        return ""
-    offsets = counter.encode(text).offsets
+        return "", 0
+    offsets = (await counter.encode_async(text)).offsets
     k = min(tokens, len(offsets))
     while k > 0:
         prefix = text[: offsets[k - 1][1]]
-        if counter.count([prefix])[0] <= tokens:  # re-tokenizing a prefix can merge pieces differently
-            return prefix
+        (n,) = await counter.count_async([prefix])
+        if n <= tokens:  # re-tokenizing a prefix can merge pieces differently
+            return prefix, n
         k -= 1
-    return ""
+    return "", 0

@@ -28,11 +28,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from sie.errors import DeadlineExceeded, InvalidInput, QueueFull, ResourceExhausted, SieError, without_frames
+from sie.call_options import LANES, Lane, check_lane
+from sie.errors import DeadlineExceeded, QueueFull, ResourceExhausted, SieError, without_frames
 from sie.metrics import Metrics
 from sie.runtime.compute import COMPUTE
 from sie.runtime.loaded_model import LoadedModel
@@ -40,20 +41,12 @@ from sie.runtime.tokenizer import Tokenized
 
 log = logging.getLogger(__name__)
 
-Lane = Literal["interactive", "batch"]
-LANES: tuple[Lane, ...] = ("interactive", "batch")
 # While both lanes have work waiting, one batch in BULK_EVERY is cut from the batch lane. 4 keeps ≥ 3/4 of
 # the batches for interactive work (an interactive request waits at most one bulk batch in four, plus the
 # one already on the device) and guarantees bulk ≥ 1/4 of the batches, which are full token-budget batches,
 # so an ingest run under sustained query traffic still advances at roughly a quarter of its speed or more
 # (bench/serve.py's saturation phase reports what both lanes saw).
 BULK_EVERY = 4
-
-
-def check_lane(lane: str) -> Lane:
-    if lane not in LANES:
-        raise InvalidInput(f"priority: expected 'interactive' or 'batch', got {lane!r}", field="priority")
-    return lane  # type: ignore[return-value]
 
 
 @dataclass(eq=False)

@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from sie.background_loop import BackgroundLoop
+from sie.call_options import Admission, check_lane, check_scheduling, reject_unknown
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
 from sie.errors import DeadlineExceeded, InvalidInput, SieError, UnsupportedCapability
@@ -36,18 +37,17 @@ from sie.models.pooling import finish
 from sie.models.vector_dtype import encode_vectors
 from sie.runtime import encoding, extraction, scoring, zero_shot
 from sie.runtime.allocator import keep_activation_memory
-from sie.runtime.batcher import LANES, Job, Lane, TokenBudgetBatcher, check_lane
+from sie.runtime.batcher import LANES, Job, Lane, TokenBudgetBatcher
 from sie.runtime.compute import EncodeMeta
 from sie.runtime.inputs import validate_encode_options, validate_texts
 from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
+from sie.runtime.local_models import LocalModels, card_listing
 from sie.runtime.memory import device_budget, host_budget
 from sie.runtime.pool import LruModelPool
-from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing
+from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing, TokenizedText
 from sie.runtime.tokenizer import Tokenized
 
-Admission = Literal["wait", "reject"]
 T = TypeVar("T")
-MAX_TIMEOUT_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,10 @@ class Call:
 
     @classmethod
     def of(cls, priority: str, timeout_ms: float | None, admission: Admission) -> Call:
-        lane = check_lane(priority)
-        if admission not in ("wait", "reject"):
-            raise InvalidInput(f"admission: expected 'wait' or 'reject', got {admission!r}", field="admission")
+        lane, timeout_ms, wait = check_scheduling(priority, timeout_ms, admission)
         if timeout_ms is None:
-            return cls(lane, wait=admission == "wait")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) \
-                or not 0 < timeout_ms <= MAX_TIMEOUT_MS:
-            raise InvalidInput(f"timeout_ms: expected a number of milliseconds in (0, {MAX_TIMEOUT_MS}], "
-                               f"got {timeout_ms!r}", field="timeout_ms")
-        return cls(lane, time.monotonic() + timeout_ms / 1000, timeout_ms, admission == "wait")
+            return cls(lane, wait=wait)
+        return cls(lane, time.monotonic() + timeout_ms / 1000, timeout_ms, wait)
 
     def batcher(self) -> dict:
         return {"lane": self.lane, "deadline": self.deadline, "wait": self.wait}
@@ -111,6 +105,7 @@ class Engine:
     def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None) -> None:
         self.settings = s = settings or Settings.load()
         self.catalog = catalog or Catalog.from_dirs(*s.catalog_dirs, strict=s.strict_catalog)
+        self._local = LocalModels(self.catalog, allow_downloads=s.allow_downloads)
         self.device = resolve_device(s.device)
         if s.threads:
             torch.set_num_threads(s.threads)
@@ -149,15 +144,78 @@ class Engine:
         for name in dict.fromkeys([*self.settings.pin, *self.settings.preload]):
             self.pool.load(name)
 
+    async def models(self) -> list[dict[str, Any]]:
+        return self.models_sync()
+
+    def models_sync(self) -> list[dict[str, Any]]:
+        """Every card with its state in the pool and its queue depth: the data of GET /v1/models."""
+        depths = self.batcher.depths()
+        return [self._info(card, self.pool.state(card.name), depths.get(card.name, 0)) for card in self.catalog]
+
+    def model_info(self, name: str) -> dict[str, Any]:
+        """One model as `models()` lists it."""
+        card = self.catalog.get(name)
+        return self._info(card, self.pool.state(card.name), self.batcher.depth(card.name))
+
+    def model_state(self, name: str) -> dict[str, Any]:
+        """Where `name` is in the pool (state, bytes, requests in flight, precision, last load error)."""
+        return self.pool.state(self.catalog.get(name).name)
+
+    @staticmethod
+    def _info(card: ModelCard, state: dict[str, Any], depth: int) -> dict[str, Any]:
+        return {**card_listing(card), "queue_depth": depth, **state}
+
+    def memory(self) -> dict[str, dict[str, int]]:
+        """Per tier (device, host): the LRU budget and the bytes resident models hold."""
+        return self.pool.usage()
+
+    def load_model(self, name: str) -> dict[str, Any]:
+        """Load (or retry a failed load of) `name` and wait (blocking); its state afterwards."""
+        return self.pool.load(name)
+
+    def unload_model(self, name: str) -> dict[str, Any]:
+        """Drop `name` from every tier (ModelBusy while it has work in flight); its state afterwards."""
+        return self.pool.unload(name)
+
+    # -- tokens -----------------------------------------------------------------------------------
+    async def count_tokens(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
+                           priority: Lane = "interactive", **unknown: Any) -> list[int]:
+        """Tokens per text, untruncated, as the model's tokenizer counts them (see sie.runtime.local_models)."""
+        reject_unknown("count_tokens", unknown)
+        lane = check_lane(priority)
+        done = await self._on_tokenizer_threads(lane, partial(self._local.tokenize_now, model, texts,
+                                                              add_special_tokens=add_special_tokens))
+        return [t.tokens for t in done]
+
+    async def tokenize(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
+                       return_ids: bool = False, return_offsets: bool = False, priority: Lane = "interactive",
+                       **unknown: Any) -> list[TokenizedText]:
+        """As count_tokens, plus each text's token ids and character spans when asked for."""
+        reject_unknown("tokenize", unknown)
+        lane = check_lane(priority)
+        return await self._on_tokenizer_threads(lane, partial(
+            self._local.tokenize_now, model, texts, add_special_tokens=add_special_tokens, return_ids=return_ids,
+            return_offsets=return_offsets))
+
+    def count_tokens_sync(self, model: str, texts: list[str], **options: Any) -> list[int]:
+        return self._sync.run(self.count_tokens(model, texts, **options))
+
+    def tokenize_sync(self, model: str, texts: list[str], **options: Any) -> list[TokenizedText]:
+        return self._sync.run(self.tokenize(model, texts, **options))
+
+    async def _on_tokenizer_threads(self, lane: Lane, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._tokenizers[lane], work)
+
     # -- encode -----------------------------------------------------------------------------------
     async def encode(self, model: str, items: list[str], *, is_query: bool = False, dims: int | None = None,
                      dtype: str = "float32", normalize: bool | None = None, instruction: str | None = None,
                      output_types: list[str] | None = None, sparse_top_k: int | None = None,
                      sparse_tokens: bool = False, admission: Admission = "wait", priority: Lane = "interactive",
-                     timeout_ms: float | None = None) -> list[EncodedItem]:
+                     timeout_ms: float | None = None, **unknown: Any) -> list[EncodedItem]:
         """`output_types`: any of dense / sparse / multivector the card offers, from one forward pass
         (default: the card's first). `sparse_top_k` caps sparse entries (card default), `sparse_tokens`
         adds each entry's vocabulary string."""
+        reject_unknown("encode", unknown)
         call = Call.of(priority, timeout_ms, admission)
         return await call.bounded(self._encode(model, items, call, is_query=is_query, dims=dims, dtype=dtype,
                                                normalize=normalize, instruction=instruction,
@@ -223,9 +281,10 @@ class Engine:
     # -- score / extract ----------------------------------------------------------------------------
     async def score(self, model: str, query: str, items: list[str], *, top_k: int | None = None,
                     instruction: str | None = None, admission: Admission = "wait", priority: Lane = "interactive",
-                    timeout_ms: float | None = None) -> list[ScoredItem]:
+                    timeout_ms: float | None = None, **unknown: Any) -> list[ScoredItem]:
         """Relevance of each item to `query`, sorted best first (cross-encoder, yes/no decoder, late
         interaction, bi-encoder), with each item's original index and rank."""
+        reject_unknown("score", unknown)
         call = Call.of(priority, timeout_ms, admission)
         return await call.bounded(self._score(model, query, items, call, top_k=top_k, instruction=instruction),
                                   f"score on '{model}'")
@@ -264,8 +323,9 @@ class Engine:
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
                       admission: Admission = "wait", priority: Lane = "interactive",
-                      timeout_ms: float | None = None) -> list[ExtractedItem]:
+                      timeout_ms: float | None = None, **unknown: Any) -> list[ExtractedItem]:
         """Entities (GLiNER zero-shot spans, token-classification tags) or classifications (NLI zero-shot)."""
+        reject_unknown("extract", unknown)
         call = Call.of(priority, timeout_ms, admission)
         return await call.bounded(self._extract(model, items, call, labels=labels, threshold=threshold, flat=flat,
                                                 multi_label=multi_label), f"extract on '{model}'")

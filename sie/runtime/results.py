@@ -72,3 +72,13 @@ class ExtractedItem:
     tokens: int = 0
     truncated: bool = False
     timing: Timing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizedText:
+    """One text as the model's tokenizer splits it, untruncated: its token count, and when asked for, the
+    token ids and each token's (start, end) character span ((0, 0) for special tokens)."""
+
+    tokens: int
+    ids: list[int] | None = None
+    offsets: list[tuple[int, int]] | None = None

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from sie.errors import ModelLoadFailed
 
@@ -85,7 +85,11 @@ class TextTokenizer:
 
     def count(self, texts: list[str]) -> list[int]:
         """Token counts without truncation (for budgets and usage accounting)."""
-        return [len(e.ids) for e in self._untruncated.encode_batch(texts)]
+        return [len(e.ids) for e in self.untruncated(texts)]
+
+    def untruncated(self, texts: list[str], *, add_special_tokens: bool = True) -> list[Encoding]:
+        """The texts whole, however long (token counts and chunking; never fed to the model)."""
+        return self._untruncated.encode_batch(texts, add_special_tokens=add_special_tokens)
 
     @property
     def backend(self) -> Tokenizer:

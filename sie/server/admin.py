@@ -24,41 +24,29 @@ def _key(request: Request) -> None:
     request.app.state.keys.check(request)
 
 
-def model_info(engine, card, state: dict, depth: int) -> dict:
-    caps = card.capabilities.model_dump(exclude_none=True)
-    return {"id": card.name, "object": "model", "owned_by": "sie", "aliases": card.aliases,
-            "architecture": card.architecture, "capabilities": caps, "dims": card.dense_dims,
-            "pooling": card.pooling, "max_tokens": card.max_tokens, "source": card.source.describe(),
-            "queue_depth": depth, **state}
-
-
 @router.get("/v1/models", tags=["admin"], dependencies=[Depends(_key)])
 async def models(request: Request):
     engine = request.app.state.engine
-    depths = engine.batcher.depths()
-    data = [model_info(engine, engine.card(s["name"]), s, depths.get(s["name"], 0)) for s in engine.pool.states()]
-    return respond(request, {"object": "list", "data": data, "memory": engine.pool.usage()})
+    return respond(request, {"object": "list", "data": engine.models_sync(), "memory": engine.memory()})
 
 
 @router.get("/v1/models/{model:path}", tags=["admin"], dependencies=[Depends(_key)])
 async def one_model(model: str, request: Request):
-    engine = request.app.state.engine
-    card = engine.card(model)
-    return respond(request, model_info(engine, card, engine.pool.state(card.name), engine.batcher.depth(card.name)))
+    return respond(request, request.app.state.engine.model_info(model))
 
 
 @router.post("/v1/models/{model:path}/load", tags=["admin"], dependencies=[Depends(_admin)])
 async def load(model: str, request: Request):
     name_model(request, model)
     engine = request.app.state.engine
-    state = await asyncio.get_running_loop().run_in_executor(None, engine.pool.load, model)
+    state = await asyncio.get_running_loop().run_in_executor(None, engine.load_model, model)
     return respond(request, state)
 
 
 @router.post("/v1/models/{model:path}/unload", tags=["admin"], dependencies=[Depends(_admin)])
 async def unload(model: str, request: Request):
     name_model(request, model)
-    return respond(request, request.app.state.engine.pool.unload(model))
+    return respond(request, request.app.state.engine.unload_model(model))
 
 
 @router.get("/v1/info", tags=["admin"], dependencies=[Depends(_key)])
@@ -94,14 +82,13 @@ async def metrics(request: Request):
 @router.get("/", response_class=HTMLResponse, tags=["ops"], dependencies=[Depends(_key)])
 async def status_page(request: Request):
     engine = request.app.state.engine
-    depths = engine.batcher.depths()
-    usage = engine.pool.usage()
+    usage = engine.memory()
     rows = "".join(
         f"<tr><td>{html.escape(s['name'])}</td><td class={s['state']}>{s['state']}</td>"
         f"<td>{_mib(s['device_bytes'])}</td><td>{_mib(s['host_bytes'])}</td><td>{s['inflight']}</td>"
-        f"<td>{depths.get(s['name'], 0)}</td><td>{s['precision'] or ''}</td>"
+        f"<td>{s['queue_depth']}</td><td>{s['precision'] or ''}</td>"
         f"<td>{html.escape(s['error'] or '')}</td></tr>"
-        for s in engine.pool.states())
+        for s in engine.models_sync())
     mem = " · ".join(f"{tier}: {_mib(u['used'])} of {_mib(u['budget'])}" for tier, u in usage.items())
     page = f"""<!doctype html><html><head><meta charset=utf-8><title>sie</title><style>
 body{{font:14px system-ui;margin:2em}} table{{border-collapse:collapse}} td,th{{padding:4px 10px;

@@ -12,9 +12,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from sie.call_options import MAX_TIMEOUT_MS
 from sie.codec import TIMEOUT_HEADER, decode_body, encode_body, wants_msgpack
 from sie.errors import InvalidInput, SieError
-from sie.runtime.engine import MAX_TIMEOUT_MS
 from sie.server.errors import invalid
 
 M = TypeVar("M", bound=BaseModel)

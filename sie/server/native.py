@@ -1,4 +1,4 @@
-"""Native routes: POST /v1/encode/{model}, /v1/score/{model}, /v1/extract/{model}."""
+"""Native routes: POST /v1/encode/{model}, /v1/score/{model}, /v1/extract/{model}, /v1/tokenize/{model}."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sie.errors import InvalidInput
 from sie.runtime.results import EncodedItem, Timing
 from sie.server.errors import PayloadTooLarge
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
-from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest
+from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest, TokenizeRequest
 
 router = APIRouter()
 MODEL_PATH = Path(description="Model name or alias (see GET /v1/models).",
@@ -42,12 +42,13 @@ def inline_schema(model: type) -> dict:
     return resolve(schema)
 
 
-def check_limits(request: Request, texts: list[str], field: str = "items") -> None:
+def check_limits(request: Request, texts: list[str], field: str = "items", *, chars: bool = True) -> None:
+    """SIE_MAX_ITEMS, and unless `chars` is False, SIE_MAX_CHARS per item."""
     s = request.app.state.engine.settings
     if len(texts) > s.max_items:
         raise PayloadTooLarge(f"{field}: {len(texts)} items exceeds the limit of {s.max_items} per request "
                               f"(SIE_MAX_ITEMS); split the request", field=field)
-    for i, t in enumerate(texts):
+    for i, t in enumerate(texts if chars else ()):
         if len(t) > s.max_chars:
             raise PayloadTooLarge(f"{field}[{i}]: {len(t)} characters exceeds the limit of {s.max_chars} "
                                   f"(SIE_MAX_CHARS)", field=f"{field}[{i}]")
@@ -138,3 +139,30 @@ async def extract(request: Request, model: str = MODEL_PATH):
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)}
            for it, r in zip(body.items, results)]
     return respond(request, {"model": engine.card(model).name, "items": out})
+
+
+@router.post("/v1/tokenize/{model:path}", openapi_extra=_body(TokenizeRequest), tags=["native"])
+async def tokenize(request: Request, model: str = MODEL_PATH):
+    """Token counts per item, as the model's own tokenizer counts them (untruncated); ids and spans on request.
+
+    SIE_MAX_CHARS does not apply: counting a text longer than the model reads is what this route is for (a
+    chunker's or a token budget's); the body limit (SIE_MAX_BODY_BYTES) still does."""
+    name_model(request, model)
+    body = await parse(request, TokenizeRequest)
+    texts = [i.text for i in body.items]
+    check_limits(request, texts, chars=False)
+    p = body.params
+    engine = request.app.state.engine
+    results = await unless_disconnected(request, engine.tokenize(
+        model, texts, add_special_tokens=p.add_special_tokens, return_ids=p.return_ids,
+        return_offsets=p.return_offsets, priority=p.priority))
+    items = []
+    for it, r in zip(body.items, results):
+        out: dict = {"id": it.id, "tokens": r.tokens}
+        if r.ids is not None:
+            out["ids"] = r.ids
+        if r.offsets is not None:
+            out["offsets"] = [list(o) for o in r.offsets]
+        items.append(out)
+    return respond(request, {"model": engine.card(model).name, "items": items,
+                             "usage": {"tokens": sum(r.tokens for r in results)}})

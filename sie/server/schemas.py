@@ -67,6 +67,26 @@ class ExtractRequest(_Body):
     params: ExtractParams = ExtractParams()
 
 
+class TokenizeItem(_Body):
+    id: str | None = Field(None, description="Echoed back with the item's counts.")
+    text: str = Field(description="The text to count; may be empty, and longer than the model reads "
+                                  "(counts are never truncated).")
+
+
+class TokenizeParams(Scheduling):
+    add_special_tokens: bool = Field(True, description="Count the special tokens the model adds "
+                                                       "([CLS], [SEP], <s>, ...), as encode does.")
+    return_ids: bool = Field(False, description="Also return each text's token ids.")
+    return_offsets: bool = Field(False, description="Also return each token's [start, end) character span "
+                                                    "([0, 0] for special tokens).")
+
+
+class TokenizeRequest(_Body):
+    items: list[TokenizeItem] = Field(description="The texts; an empty list only checks that the model's "
+                                                  "tokenizer loads.")
+    params: TokenizeParams = TokenizeParams()
+
+
 TOKEN_ARRAYS = ("input: token arrays are not supported; send the texts as strings (LangChain's OpenAIEmbeddings "
                 "sends token arrays unless you set check_embedding_ctx_length=False)")
 

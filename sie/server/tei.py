@@ -305,9 +305,10 @@ async def info(request: Request, model: str) -> Response:
                                      "label2id": {x: i for i, x in enumerate(labels)}}}
     else:
         model_type = {"embedding": {"pooling": "splade" if route == "embed_sparse" else card.pooling}}
-    precision = card.precision.cuda if engine.device.type == "cuda" else card.precision.cpu
+    precision = engine.model_state(card.name)["precision"] or (
+        card.precision.cuda if engine.device.type == "cuda" else card.precision.cpu)
     return respond(request, {
-        "model_id": card.name, "model_sha": None, "model_dtype": engine.pool.state(card.name)["precision"] or precision,
+        "model_id": card.name, "model_sha": None, "model_dtype": precision,
         "served_model_name": card.name, "model_type": model_type, "max_concurrent_requests": s.queue_capacity,
         "max_input_length": card.max_tokens, "max_batch_tokens": card.token_budget, "max_batch_requests": None,
         "max_client_batch_size": s.max_items, "auto_truncate": True, "tokenization_workers": s.tokenizer_threads,
@@ -316,7 +317,7 @@ async def info(request: Request, model: str) -> Response:
 
 async def health(request: Request, model: str) -> Response:
     """200 while the model can serve; 503 when it failed to load or the server is draining."""
-    state = request.app.state.engine.pool.state(request.app.state.engine.card(model).name)
+    state = request.app.state.engine.model_state(model)
     if request.app.state.draining:
         raise SieError("server: draining after SIGTERM", status=503, retry_after=5)
     if state["error"]:

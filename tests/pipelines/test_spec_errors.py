@@ -37,7 +37,7 @@ def problems_of(path: Path, models: ModelDirectory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def models(engine) -> ModelDirectory:
-    return ModelDirectory.from_catalog(engine.catalog)
+    return ModelDirectory.from_engine(engine)
 
 
 def test_there_are_at_least_thirty_broken_files():

@@ -24,7 +24,7 @@ TEXT = ("Sie lets you define pipelines. Each step is declared in YAML! Does it e
 
 @pytest.fixture(scope="module")
 def ctx(engine):
-    return StepContext(engine, Tokenizers(engine.catalog), "t")
+    return StepContext(engine, Tokenizers(engine), "t")
 
 
 def chunk(ctx, text: str, **config) -> list[Chunk]:

@@ -73,8 +73,13 @@ def test_errors_carry_code_field_and_status(server):
         client.close()
 
 
-def test_retries_429_until_admitted(server_factory):
-    srv = server_factory({"SIE_QUEUE_CAPACITY": "20"}, ("--preload", MINILM))
+@pytest.fixture(scope="module")
+def small_queue(server_factory):
+    return server_factory({"SIE_QUEUE_CAPACITY": "20"}, ("--preload", MINILM))
+
+
+def test_retries_429_until_admitted(small_queue):
+    srv = small_queue
     client = SieClient(srv.url, max_retries=30)
     texts = ["sentence " * 300] * 16
     try:
@@ -87,6 +92,26 @@ def test_retries_429_until_admitted(server_factory):
         refused = [line for line in c.get("/metrics").text.splitlines()
                    if line.startswith("sie_queue_rejections_total{")]
     assert refused and float(refused[0].split()[-1]) > 0  # the server did say 429, and the client waited
+
+
+def test_admission_reject_raises_the_first_429_instead_of_waiting(small_queue):
+    client = SieClient(small_queue.url, max_retries=30)
+    texts = ["sentence " * 300] * 16
+
+    def one(_):
+        try:
+            return len(client.encode_sync(MINILM, texts, admission="reject"))
+        except SieError as e:
+            return e
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(one, range(8)))
+    finally:
+        client.close()
+    refused = [o for o in outcomes if isinstance(o, SieError)]
+    assert refused and all(o == 16 for o in outcomes if not isinstance(o, SieError))
+    assert all((e.code, e.status) == ("queue_full", 429) and e.retry_after for e in refused)
 
 
 def test_unreachable_server_is_a_clear_error():
