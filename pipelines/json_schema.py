@@ -10,8 +10,6 @@ from pydantic import BaseModel
 from pipelines.spec import EngineConfig, FilesSource, IngestHeader, QueryHeader, RecordsSource
 from pipelines.steps import REGISTRIES, step_class
 
-SINK_TYPES = ("chroma", "lancedb", "qdrant", "weaviate")
-
 
 def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/$defs/{model}")
@@ -29,9 +27,10 @@ def _steps(kind: str, defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sinks(defs: dict[str, Any]) -> dict[str, Any]:
-    from connectors.registry import sink_class
+    """One config per sink type the connectors register (a new connector appears here by its registry line)."""
+    from connectors.registry import SINKS, sink_class
 
-    return {"oneOf": [_schema(sink_class(t).config_class, defs) for t in SINK_TYPES]}
+    return {"oneOf": [_schema(sink_class(t).config_class, defs) for t in SINKS]}
 
 
 def pipeline_schema(kind: str = "all") -> dict[str, Any]:

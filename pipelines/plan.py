@@ -2,9 +2,10 @@
 
 validate: the spec, plus (for the in-process engine) that every named model is in the catalog.
 plan:     also each model's capability (encode outputs, score, extract), that the engine can load the
-          tokenizers for chunking and trimming, the sinks' schema against what each database can store
-          (the sinks are opened, nothing is created or written), and for an ingest pipeline how many
-          sources a run would process or skip according to the run store.
+          tokenizers steps name, the sinks' schema against what each database can store (the sinks are
+          opened, nothing is created or written), what each step makes, and for an ingest pipeline how
+          many sources a run would process or skip according to the run store.
+Everything about a step is read from what it declares (pipelines.steps.base): no step is named here.
 Every problem carries `file:line:col key.path:` like the spec's own errors.
 """
 
@@ -17,7 +18,7 @@ from connectors.errors import ConnectorError
 from pipelines.errors import PipelineError, Problem, SpecError
 from pipelines.models import ModelDirectory
 from pipelines.spec import FilesSource, Pipeline
-from pipelines.vectors import sink_schema
+from pipelines.vectors import encoder_info, sink_schema
 
 
 def check_models(p: Pipeline, models: ModelDirectory, *, capabilities: bool) -> list[Problem]:
@@ -31,28 +32,26 @@ def check_models(p: Pipeline, models: ModelDirectory, *, capabilities: bool) -> 
                 continue
             if not capabilities or need == "tokenizer":
                 continue
-            outputs = list(getattr(step.config, "outputs", {}) or {}) if need == "encode" else None
-            why = info.can(need, outputs)
+            kinds = [out.kind for out in step.config.vector_outputs().values()] if need == "encode" else None
+            why = info.can(need, kinds)
             if why:
                 problems.append(p.problem(path, f"'{info.name}' {why}"))
-            dims = getattr(step.config, "dims", None)
-            if need == "encode" and dims and info.dense_dims and dims != info.dense_dims \
-                    and dims not in info.matryoshka:
-                widths = sorted({*info.matryoshka, info.dense_dims})
-                problems.append(p.problem(("steps", step.index, step.name, "dims"),
-                                          f"'{info.name}' can make widths {widths}, not {dims}"))
+            for field, message in step.config.model_problems(key, info):
+                problems.append(p.problem(("steps", step.index, step.name, field), message))
     return problems
 
 
 def check_tokenizers(p: Pipeline, tokenizers: Any) -> list[Problem]:
+    """Each tokenizer a step declares (`models()`: chunking by tokens, trimming) loads here."""
     problems = []
     for step in p.steps:
-        name = getattr(step.config, "tokenizer", None)
-        if name and step.name in ("chunk", "trim") and (step.name == "trim" or step.config.by == "tokens"):
+        for key, name, need in step.config.models():
+            if need != "tokenizer":
+                continue
             try:
                 tokenizers(name)
             except PipelineError as e:
-                problems.append(p.problem(("steps", step.index, step.name, "tokenizer"), e.message))
+                problems.append(p.problem(("steps", step.index, step.name, key), e.message))
     return problems
 
 
@@ -75,32 +74,38 @@ def check_sinks(p: Pipeline, models: ModelDirectory) -> tuple[list[Problem], lis
                 problems.append(p.problem(("sinks", spec.index), e.message))
             rows.append(row)
         return problems, rows
-    search = p.steps_named("search")[0]
-    made = {}
-    for step in p.steps_named("encode"):
-        info = models.get(step.config.model)
-        if info is not None:
-            made.update(step.config.vector_specs(info))
-    row = {"sink": f"{search.config.sink.get('type')}:{search.config.sink.get('collection')}", "status": "ok"}
-    try:
-        sink = open_sink(search.config.sink)
+    made: dict[str, tuple[dict[str, Any], str]] = {}     # vector name -> (its spec, the step that makes it)
+    for step in p.steps:
         try:
-            stored = sink.ensure()  # reopens an existing collection; never creates one
-            row["schema"] = stored.model_dump(mode="json")["vectors"]
-            for name, spec in made.items():
-                have = stored.vectors.get(name)
-                if have is None:
-                    raise ConnectorError(f"the collection has no vector {name!r} (it has "
-                                         f"{', '.join(stored.vectors)}); the query's encode step makes it")
-                if have.kind != spec["kind"] or (spec.get("dim") and have.dim != spec["dim"]):
-                    raise ConnectorError(f"vector {name!r} is {have.kind} {have.dim} in the collection, but the "
-                                         f"encode step makes {spec['kind']} {spec.get('dim')}")
-        finally:
-            sink.close()
-    except ConnectorError as e:
-        row["status"] = e.message
-        problems.append(p.problem(("steps", search.index, "search", "sink"), e.message))
-    return problems, [row]
+            info = encoder_info(step, models)
+        except PipelineError:
+            continue  # the unknown model is already reported by check_models
+        made.update({name: (out.spec, step.name) for name, out in step.config.vector_outputs(info).items()})
+    for step in p.steps:
+        search = step.config.vector_search()
+        if search is None:
+            continue
+        row = {"sink": f"{search.sink.get('type')}:{search.sink.get('collection')}", "status": "ok"}
+        try:
+            sink = open_sink(search.sink)
+            try:
+                stored = sink.ensure()  # reopens an existing collection; never creates one
+                row["schema"] = stored.model_dump(mode="json")["vectors"]
+                for name, (spec, maker) in made.items():
+                    have = stored.vectors.get(name)
+                    if have is None:
+                        raise ConnectorError(f"the collection has no vector {name!r} (it has "
+                                             f"{', '.join(stored.vectors)}); the query's {maker} step makes it")
+                    if have.kind != spec["kind"] or (spec.get("dim") and have.dim != spec["dim"]):
+                        raise ConnectorError(f"vector {name!r} is {have.kind} {have.dim} in the collection, but "
+                                             f"the {maker} step makes {spec['kind']} {spec.get('dim')}")
+            finally:
+                sink.close()
+        except ConnectorError as e:
+            row["status"] = e.message
+            problems.append(p.problem(("steps", step.index, step.name, search.sink_key), e.message))
+        rows.append(row)
+    return problems, rows
 
 
 def reindex_outlook(p: Pipeline, models: ModelDirectory) -> dict[str, str]:
@@ -197,11 +202,15 @@ def raise_if(problems: list[Problem]) -> None:
 
 
 def describe_steps(p: Pipeline) -> list[str]:
+    """One line per step: its settings, then what it declares it makes (vectors and their kinds, metadata)."""
     out = []
     for s in p.steps:
         fields = s.config.model_dump(exclude_defaults=True, mode="json")
         shown = ", ".join(f"{k}={v}" for k, v in fields.items())
-        out.append(f"steps[{s.index}] {s.name}: {shown or '(defaults)'}")
+        vectors = ", ".join(f"{name} ({o.kind})" for name, o in s.config.vector_outputs().items())
+        metadata = ", ".join(s.config.metadata_outputs())
+        makes = (f" · vectors: {vectors}" if vectors else "") + (f" · metadata: {metadata}" if metadata else "")
+        out.append(f"steps[{s.index}] {s.name}: {shown or '(defaults)'}{makes}")
     return out
 
 

@@ -41,10 +41,11 @@ FIRST_STAGE_MS = 10_000
 
 
 def default_deadline_ms(pipeline: Pipeline) -> int:
-    """The pipeline's `deadline_ms`, else the first-stage allowance plus the rerank step's timeout."""
+    """The pipeline's `deadline_ms`, else the first-stage allowance plus what the steps with their own
+    timeout add (the rerank step's `timeout_ms`)."""
     if pipeline.deadline_ms is not None:
         return pipeline.deadline_ms
-    return FIRST_STAGE_MS + sum(s.config.timeout_ms for s in pipeline.steps if s.name == "rerank")
+    return FIRST_STAGE_MS + sum(s.config.deadline_allowance_ms() for s in pipeline.steps)
 
 
 class QueryRunner:
@@ -98,7 +99,7 @@ class QueryRunner:
             if state.tokens_after is None:
                 state.tokens_before = sum(await counter.count_async([h.text for h in state.retrieved]))
                 state.tokens_after = sum(counts)
-        budget = max_tokens or next((s.config.max_tokens for s in self.steps if s.name == "trim"), None)
+        budget = max_tokens or next((b for s in self.steps if (b := s.config.token_budget()) is not None), None)
         return {
             "pipeline": self.p.name, "query": text,
             "results": [{"id": h.id, "text": h.text, "score": h.score, "first_stage_score": h.first_stage_score,
@@ -112,9 +113,10 @@ class QueryRunner:
         }
 
     def _counter(self) -> Any:
-        trim = next((s for s in self.steps if s.name == "trim"), None)
-        name = trim.config.tokenizer if trim else next((s.config.model for s in self.steps if s.name == "encode"),
-                                                       None)
+        """The tokenizer a step counts tokens with (trim's), else the model the query was encoded with."""
+        declared = [name for s in self.steps for _, name, need in s.config.models() if need == "tokenizer"]
+        encoders = [e[1] for s in self.steps if (e := s.config.encoder())]
+        name = next(iter(declared + encoders), None)
         if name is None:
             return None
         try:

@@ -184,8 +184,8 @@ class IngestRunner:
         return self.p.dlq.with_name(f"{self.p.dlq.stem}.shard-{shard.index}-of-{shard.count}{self.p.dlq.suffix}")
 
     def _model(self) -> str | None:
-        encodes = self.p.steps_named("encode")
-        return encodes[0].config.model if encodes else None
+        """The model of the first step that makes vectors: each record names it (`_sie_model`)."""
+        return next((e[1] for s in self.p.steps if (e := s.config.encoder())), None)
 
     def _open_targets(self, options: RunOptions) -> list[Target]:
         schema = Schema.parse(sink_schema(self.p, directory_for(self.engine)))

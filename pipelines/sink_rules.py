@@ -2,9 +2,9 @@
 `sie plan` and `sie run` refuse up front what a run is certain to be refused at `ensure()` or search time.
 
 The rules are the connectors' own, read from the sink classes (`check_schema`, `searches`, `hybrid`): this
-module only applies them to the vectors the encode steps make. Dimensions come from the models, which the
-spec alone does not know, so they are left out (no connector rule reads them; `sie plan` checks the full
-schema with the models' dimensions).
+module only applies them to the vectors the steps declare they make (`vector_outputs`) and search with
+(`vector_search`). Dimensions come from the models, which the spec alone does not know, so they are left
+out (no connector rule reads them; `sie plan` checks the full schema with the models' dimensions).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.records import Schema, VectorSpec
 from connectors.registry import SINKS, sink_class
+from pipelines.steps import vector_makers
 
 Fail = Callable[[tuple, str], None]
 
 
 def check_ingest_sinks(pipeline: Any, fail: Fail) -> None:
-    """Each sink must be able to store every vector the encode steps make."""
-    made = _made(pipeline.steps_named("encode"))
+    """Each sink must be able to store every vector the steps make."""
+    made = _made(pipeline.steps)
     if not made:
         return
     schema = Schema.model_construct(vectors={name: spec for name, (spec, _) in made.items()})
@@ -42,36 +43,36 @@ def check_ingest_sinks(pipeline: Any, fail: Fail) -> None:
                 fail(("sinks", sink.index), reason)
 
 
-def check_search_sink(pipeline: Any, search: Any, fail: Fail) -> None:
-    """The search step's vectors must exist, and its sink must be able to search them (and fuse several)."""
-    made = _made([s for s in pipeline.steps_named("encode") if s.index < search.index])
-    wanted = search.config.vector
-    names = [wanted] if isinstance(wanted, str) else list(wanted or made)
-    path = ("steps", search.index, "search")
+def check_search_sink(pipeline: Any, step: Any, fail: Fail) -> None:
+    """The vectors a step searches with must be made before it, and its sink must be able to search them (and
+    fuse several)."""
+    search = step.config.vector_search()
+    made = _made([s for s in pipeline.steps if s.index < step.index])
+    names = list(search.names or made)
+    path = ("steps", step.index, step.name)
     for name in names:
         if name not in made:
-            fail((*path, "vector"), f"{name!r} is not made by an encode step before it (they make "
-                                    f"{', '.join(made) or 'nothing'})")
+            fail((*path, search.key), f"{name!r} is not made by {vector_makers(pipeline.kind, article=True)} "
+                                      f"before it (they make {', '.join(made) or 'nothing'})")
             return
-    if search.config.sink.get("type") not in SINKS:
+    if search.sink.get("type") not in SINKS:
         return
-    cls = sink_class(search.config.sink["type"])
+    cls = sink_class(search.sink["type"])
     if len(names) > 1 and not cls.hybrid:
-        fail((*path, "vector") if wanted else path,
+        fail((*path, search.key) if search.names else path,
              f"searches {', '.join(names)} at once, and {cls.type} cannot fuse several searches (hybrid: "
-             f"{', '.join(t for t in SINKS if sink_class(t).hybrid)}); name one with `vector:`")
+             f"{', '.join(t for t in SINKS if sink_class(t).hybrid)}); name one with `{search.key}:`")
     for name in names:
         kind = made[name][0].kind
         if kind not in cls.searches:
-            fail((*path, "sink", "type"), f"{cls.type} cannot search {kind} vectors ({name!r}, made by "
-                                          f"{made[name][1]}); it searches {', '.join(sorted(cls.searches))}")
+            fail((*path, search.sink_key, "type"), f"{cls.type} cannot search {kind} vectors ({name!r}, made by "
+                                                   f"{made[name][1]}); it searches {', '.join(sorted(cls.searches))}")
 
 
-def _made(encodes: list[Any]) -> dict[str, tuple[VectorSpec, str]]:
+def _made(steps: list[Any]) -> dict[str, tuple[VectorSpec, str]]:
     """{vector name: (its spec without model dimensions, the key that makes it)}."""
     made = {}
-    for step in encodes:
-        specs = step.config.vector_specs(None)
-        for kind, name in step.config.outputs.items():
-            made[name] = (VectorSpec.model_construct(**specs[name]), f"steps[{step.index}].encode.outputs.{kind}")
+    for step in steps:
+        for name, output in step.config.vector_outputs().items():
+            made[name] = (VectorSpec.model_construct(**output.spec), f"steps[{step.index}].{step.name}.{output.key}")
     return made

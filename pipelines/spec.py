@@ -21,7 +21,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +31,9 @@ from connectors.config import env_names, expand_env, is_secret_reference
 from connectors.ids import canonical_json, content_hash
 from pipelines.errors import Problem, SpecError
 from pipelines.sink_rules import check_ingest_sinks, check_search_sink
-from pipelines.steps import REGISTRIES, step_class
-from pipelines.steps.base import StepConfig
+from pipelines.steps import REGISTRIES, step_class, step_classes, vector_makers
+from pipelines.steps.base import Step, StepConfig
+from pipelines.steps.rules import placement_problems
 from pipelines.yaml_source import Located, load_file, load_text
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -155,6 +156,7 @@ class StepSpec:
     name: str
     config: StepConfig
     index: int
+    step: type[Step]               # its registered class: what it declares (pipelines.steps.base, .rules)
 
 
 @dataclass(frozen=True)
@@ -292,10 +294,9 @@ class _Validator:
             # SIE_DLQ_DIR: where a read-only pipelines folder (a ConfigMap mount) keeps its dead letters.
             dlq_dir = Path(self.env["SIE_DLQ_DIR"]) if self.env.get("SIE_DLQ_DIR") else base / ".sie" / "dlq"
             p.dlq = _local(header.dlq, base) if header.dlq else dlq_dir / f"{p.name}.jsonl"
-            self.ingest_rules(p)
         else:
             p.input, p.deadline_ms = header.input, header.deadline_ms
-            self.query_rules(p, base)
+        self.step_rules(p, base)
         return p
 
     def secrets(self, node: Any, path: tuple) -> None:
@@ -379,10 +380,11 @@ class _Validator:
             cls = step_class(kind, name)
             if isinstance(config, Mapping):  # ${VAR} in step settings (a model per environment); a nested
                 # sink keeps its references: the connectors resolve those, secrets included
-                config = {k: v if k == "sink" else self.resolve(v, (*path, name, k)) for k, v in config.items()}
+                config = {k: v if k in cls.config_class.sink_keys else self.resolve(v, (*path, name, k))
+                          for k, v in config.items()}
             validated = self.model(cls.config_class, config, (*path, name))
             if validated is not None:
-                out.append(StepSpec(name, validated, i))
+                out.append(StepSpec(name, validated, i, cls))
         return out
 
     def sink(self, raw: Any, path: tuple, base: Path) -> SinkSpec | None:
@@ -409,70 +411,63 @@ class _Validator:
         identity = {k: v for k, v in raw.items() if k not in ("batch_size", "api_key", "keep_previous", "drop_after_s")}
         return SinkSpec(raw, f"{raw['type']}:{raw['collection']}:{content_hash(identity)[7:19]}", path[-1])
 
-    def ingest_rules(self, p: Pipeline) -> None:
-        encodes = p.steps_named("encode")
-        if not encodes and len(p.steps) == len(self.located.data.get("steps") or []):
-            self.fail(("steps",), "an ingest pipeline needs an encode step: sinks store vectors")
-        names: dict[str, int] = {}
-        for s in encodes:
-            for vector in s.config.outputs.values():
-                if vector in names:
-                    self.fail(("steps", s.index, "encode", "outputs"),
-                              f"vector name {vector!r} is also made by steps[{names[vector]}]")
-                names[vector] = s.index
-        chunks = p.steps_named("chunk")
-        for extra in chunks[1:]:
-            self.fail(("steps", extra.index, "chunk"),
-                      f"only one chunk step per pipeline (the first is steps[{chunks[0].index}])")
-        if chunks:
-            first_model = next((s for s in p.steps if step_class("ingest", s.name).uses_model), None)
-            if first_model is not None and first_model.index < chunks[0].index:
-                self.fail(("steps", chunks[0].index, "chunk"),
-                          f"chunk must come before steps[{first_model.index}].{first_model.name}: "
-                          "what a model step adds to a text would be lost when it is split")
-            self.default_tokenizer(p, chunks[0], encodes, lambda c: c.by == "tokens")
-        if len(p.sinks) == len(self.located.data.get("sinks") or []):
+    def step_rules(self, p: Pipeline, base: Path) -> None:
+        """What the steps declare, checked for every step alike: where each may stand, the vectors they make,
+        the sinks they search and the tokenizer they default to; then what each sink can store."""
+        complete = len(p.steps) == len(self.located.data.get("steps") or [])
+        if p.kind == "ingest":
+            self.vector_rules(p, complete)
+        for path, message in placement_problems(p.steps, step_classes(p.kind), complete):
+            self.fail(path, message)
+        if complete:  # what a failed step would have given them is unknown: their messages would be noise
+            self.default_tokenizers(p)
+            self.step_sinks(p, base)
+        if p.kind == "ingest" and len(p.sinks) == len(self.located.data.get("sinks") or []):
             check_ingest_sinks(p, self.fail)
 
-    def query_rules(self, p: Pipeline, base: Path) -> None:
-        position = {s.name: [x.index for x in p.steps_named(s.name)] for s in p.steps}
-        for name in ("search", "rerank", "trim", "extract_filters"):
-            for extra in position.get(name, [])[1:]:
-                self.fail(("steps", extra, name), f"only one {name} step per query pipeline")
-        if len(p.steps) != len(self.located.data.get("steps") or []):
-            return  # a step failed validation: ordering messages would only add noise
-        if "search" not in position:
-            self.fail(("steps",), "a query pipeline needs a search step")
-            return
-        search = position["search"][0]
-        if not any(i < search for i in position.get("encode", [])):
-            self.fail(("steps", search, "search"), "needs an encode step before it (the query's vector)")
-        for name in ("rerank", "trim"):
-            for i in position.get(name, []):
-                if i < search:
-                    self.fail(("steps", i, name), f"{name} works on search results: put it after steps[{search}]")
-        for i in position.get("extract_filters", []):
-            if i > search:
-                self.fail(("steps", i, "extract_filters"), f"filters must be known before the search: "
-                                                           f"put it before steps[{search}]")
-        step = p.steps_named("search")[0]
-        sink = self.sink(step.config.sink, ("steps", search, "search", "sink"), base)
-        if sink is not None:
-            resolved = StepSpec("search", step.config.model_copy(update={"sink": sink.raw}), step.index)
-            p.steps[p.steps.index(step)] = resolved
-            check_search_sink(p, resolved, self.fail)
-        for trim in p.steps_named("trim"):
-            self.default_tokenizer(p, trim, p.steps_named("encode"), lambda c: True)
+    def vector_rules(self, p: Pipeline, complete: bool) -> None:
+        """An ingest pipeline's sinks store vectors: some step makes them, each name once."""
+        if complete and not any(s.config.vector_outputs() for s in p.steps):
+            self.fail(("steps",), f"an ingest pipeline needs {vector_makers(p.kind, article=True)}: sinks store "
+                                  "vectors")
+        names: dict[str, int] = {}
+        for s in p.steps:
+            for vector, output in s.config.vector_outputs().items():
+                if vector in names:
+                    self.fail(("steps", s.index, s.name, output.field),
+                              f"vector name {vector!r} is also made by steps[{names[vector]}]")
+                names[vector] = s.index
 
-    def default_tokenizer(self, p: Pipeline, step: StepSpec, encodes: list[StepSpec], needs: Any) -> None:
-        if step.config.tokenizer is not None or not needs(step.config):
-            return
-        if not encodes:
-            self.fail(("steps", step.index, step.name), "needs tokenizer: (a model name); there is no encode "
-                                                        "step to take it from")
-            return
-        filled = step.config.model_copy(update={"tokenizer": encodes[0].config.model})
-        p.steps[p.steps.index(step)] = StepSpec(step.name, filled, step.index)
+    def default_tokenizers(self, p: Pipeline) -> None:
+        """A step's unset tokenizer is the model of the pipeline's first step that makes vectors with one."""
+        default = next((e[1] for s in p.steps if (e := s.config.encoder())), None)
+        for step in list(p.steps):
+            key = step.config.tokenizer_default_key()
+            if key is None:
+                continue
+            if default is None:
+                makers = vector_makers(p.kind, with_model=True)
+                self.fail(("steps", step.index, step.name), f"needs {key}: (a model name); there is no {makers} "
+                                                            "to take it from")
+                continue
+            p.steps[p.steps.index(step)] = replace(step, config=step.config.model_copy(update={key: default}))
+
+    def step_sinks(self, p: Pipeline, base: Path) -> None:
+        """Each sink a step holds, validated by its connector (locations made absolute); then whether the
+        vectors a step searches it with are made before it, and whether that sink can search them."""
+        for step in list(p.steps):
+            resolved: dict[str, Any] = {}
+            for key in step.config.sink_keys:
+                sink = self.sink(getattr(step.config, key), ("steps", step.index, step.name, key), base)
+                if sink is not None:
+                    resolved[key] = sink.raw
+            if len(resolved) != len(step.config.sink_keys):
+                continue
+            if resolved:
+                step = replace(step, config=step.config.model_copy(update=resolved))
+                p.steps[next(i for i, s in enumerate(p.steps) if s.index == step.index)] = step
+            if step.config.vector_search() is not None:
+                check_search_sink(p, step, self.fail)
 
 
 def _local(value: str, base: Path) -> Path:

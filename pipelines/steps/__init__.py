@@ -1,7 +1,8 @@
 """The step registries: a plain dict per pipeline kind, name -> (module, class), imported on first use.
 
 Ingest: chunk, extract, encode, score, filter, map. Query: extract_filters, encode, search, rerank, trim.
-Every registered step has a config class (pydantic, unknown keys refused) and a test entry.
+Every registered step has a config class (pydantic, unknown keys refused) and a test entry. A new step is
+its module (config + class, with its declarations: pipelines.steps.base, .rules), its test, and one line here.
 """
 
 from __future__ import annotations
@@ -30,3 +31,18 @@ REGISTRIES = {"ingest": INGEST_STEPS, "query": QUERY_STEPS}
 def step_class(kind: str, name: str) -> Any:
     module, cls = REGISTRIES[kind][name]
     return getattr(importlib.import_module(module), cls)
+
+
+def step_classes(kind: str) -> list[Any]:
+    return [step_class(kind, name) for name in REGISTRIES[kind]]
+
+
+def vector_makers(kind: str, *, article: bool = False, with_model: bool = False) -> str:
+    """The registered steps of `kind` that make record vectors (`with_model`: with a model, which a tokenizer
+    can be taken from), as messages name them: "encode step", or with `article` "an encode step"."""
+    from pipelines.steps.base import declares_vectors
+
+    names = [cls.name for cls in step_classes(kind)
+             if declares_vectors(cls.config_class) and (cls.uses_model or not with_model)]
+    phrase = f"{' or '.join(names)} step" if names else "step that makes vectors"
+    return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}" if article else phrase

@@ -2,6 +2,12 @@
 unknown keys are errors. Ingest steps turn a list of chunks into a list of chunks; query steps update a
 query's state. Models are reached only through the Engine protocol, in the step's context.
 
+A step also says what the rest of the pipelines room needs to know about it, so nothing outside the step
+registry names a step: its config declares what the step makes (record vectors, metadata keys), the models
+and sinks it uses and the defaults it takes from the pipeline; its class declares where it may stand
+(`rules`, pipelines.steps.rules) and whether it calls a model. The spec, `sie plan`, the sinks' schema and
+the runners read these declarations only.
+
 Engine calls are scheduled by the kind of step: ingest steps run in the engine's `batch` lane (bulk work),
 query steps in the `interactive` lane with what is left of the query's deadline as `timeout_ms`."""
 
@@ -11,25 +17,99 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from pipelines.errors import PipelineError
 from sie.protocol import EngineProtocol
 
+if TYPE_CHECKING:
+    from pipelines.steps.rules import Rule
+
 #: Engine options of every ingest step's calls: bulk work waits behind query-time work.
 BULK: dict[str, Any] = {"priority": "batch"}
 
 
+@dataclass(frozen=True)
+class VectorOutput:
+    """A record vector a step makes, as the sinks' schema holds it."""
+
+    spec: dict[str, Any]    # kind, dim (None until the model is known), distance, idf: a connectors VectorSpec
+    key: str                # the config key that names it ("outputs.sparse"): "made by steps[0].encode.outputs.sparse"
+    field: str              # the config field a problem with its name points at ("outputs")
+
+    @property
+    def kind(self) -> str:
+        return str(self.spec["kind"])
+
+
+@dataclass(frozen=True)
+class VectorSearch:
+    """A step searches a sink with vectors made by the steps before it."""
+
+    sink_key: str                    # the config key holding the sink (one of the config's `sink_keys`)
+    sink: dict[str, Any]             # that sink's config
+    key: str                         # the config key naming the vectors searched
+    names: tuple[str, ...] = ()      # as named there; empty: every vector made before the step
+
+
 class StepConfig(BaseModel):
-    """Base of every step's config: frozen, unknown keys refused."""
+    """Base of every step's config: frozen, unknown keys refused. The methods below are the step's
+    declarations; each default says "nothing of the kind"."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Config keys holding a connector's config (a sink the step reads): the connectors validate them and
+    #: resolve their ${VAR}s (secrets included), so the spec leaves those to them.
+    sink_keys: ClassVar[tuple[str, ...]] = ()
+
     def models(self) -> list[tuple[str, str, str]]:
-        """(config key, model name, what it must do: encode | score | extract | tokenizer) for `sie plan`."""
+        """(config key, model name, what it must do: encode | score | extract | tokenizer) for `sie plan`.
+        An `encode` model is the one the step's vectors come from."""
         return []
+
+    def model_problems(self, key: str, info: Any) -> list[tuple[str, str]]:
+        """(config key, message) for what this step asks of the model under `key` beyond its capability,
+        given its description (pipelines.models.ModelInfo): `sie plan` reports them."""
+        return []
+
+    def vector_outputs(self, info: Any = None) -> dict[str, VectorOutput]:
+        """The record vectors this step makes, by name: they shape the sinks' schema. `info` describes the
+        step's encode model; without it (the spec alone) the dimensions a model decides are None."""
+        return {}
+
+    def metadata_outputs(self) -> list[str]:
+        """Metadata paths this step may write (`sie plan` shows them)."""
+        return []
+
+    def vector_search(self) -> VectorSearch | None:
+        """The sink this step searches with vectors made before it: the spec checks they exist and that the
+        sink can search them."""
+        return None
+
+    def tokenizer_default_key(self) -> str | None:
+        """The config key that, left unset, takes the pipeline's default tokenizer (the model of its first
+        step that makes vectors with one); None when the step needs none."""
+        return None
+
+    def deadline_allowance_ms(self) -> int:
+        """Query steps: what this step adds to the query's default deadline (its own timeout); steps that fit
+        in the first-stage allowance add nothing."""
+        return 0
+
+    def token_budget(self) -> int | None:
+        """Query steps: the token budget this step packs the answer into (the answer reports it)."""
+        return None
+
+    def encoder(self) -> tuple[str, str] | None:
+        """(config key, model name) of the model this step's vectors come from: its `encode` model."""
+        return next(((key, name) for key, name, need in self.models() if need == "encode"), None)
+
+
+def declares_vectors(config_class: type[StepConfig]) -> bool:
+    """Whether steps with this config make record vectors (it declares `vector_outputs`)."""
+    return config_class.vector_outputs is not StepConfig.vector_outputs
 
 
 @dataclass(slots=True)
@@ -52,16 +132,22 @@ class StepContext:
     pipeline: str
 
 
-class IngestStep(ABC):
+class Step(ABC):
+    """What every step's class declares."""
+
     name: ClassVar[str]
     config_class: ClassVar[type[StepConfig]]
-    #: True for steps that call a model: the runner batches chunks of several sources before them.
+    #: True for steps that call a model: an ingest run batches chunks of several sources before the first one.
     uses_model: ClassVar[bool] = False
+    #: Where the step may stand in a pipeline (pipelines.steps.rules); the spec checks them for every step.
+    rules: ClassVar[tuple[Rule, ...]] = ()
 
     def __init__(self, config: StepConfig, ctx: StepContext) -> None:
         self.config = config
         self.ctx = ctx
 
+
+class IngestStep(Step):
     @abstractmethod
     def apply(self, chunks: list[Chunk]) -> list[Chunk]:
         """The chunks after this step (chunks of one source are never split across calls)."""
@@ -86,16 +172,10 @@ class QueryState:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
-class QueryStep(ABC):
-    name: ClassVar[str]
-    config_class: ClassVar[type[StepConfig]]
+class QueryStep(Step):
     #: False for steps that wait on nothing (local CPU work such as trim): they run even when the deadline
     #: has passed, so an answer that fell back (first-stage order) is still shaped as asked.
     bounded: ClassVar[bool] = True
-
-    def __init__(self, config: StepConfig, ctx: StepContext) -> None:
-        self.config = config
-        self.ctx = ctx
 
     @abstractmethod
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
@@ -117,7 +197,7 @@ class QueryStep(ABC):
                             f"step, after {elapsed_ms:.0f} ms in it; nothing usable to answer with",
                             field="deadline_ms", code="deadline_exceeded", status=504)
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:  # an optional hook
         """Release what the step opened (a sink)."""
 
 

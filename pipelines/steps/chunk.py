@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pipelines.steps.base import Chunk, IngestStep, StepConfig
+from pipelines.steps.rules import Before, Once, uses_model
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -37,10 +38,16 @@ class ChunkConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("tokenizer", self.tokenizer, "tokenizer")] if self.by == "tokens" and self.tokenizer else []
 
+    def tokenizer_default_key(self) -> str | None:
+        return "tokenizer" if self.by == "tokens" and self.tokenizer is None else None
+
 
 class ChunkStep(IngestStep):
     name = "chunk"
     config_class = ChunkConfig
+    rules = (Once("only one chunk step per pipeline (the first is steps[{first}])"),
+             Before(uses_model, "chunk must come before steps[{other}].{other_name}: what a model step adds to a "
+                                "text would be lost when it is split"))
 
     def apply(self, chunks: list[Chunk]) -> list[Chunk]:
         out: list[Chunk] = []

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.steps.base import BULK, Chunk, IngestStep, QueryState, QueryStep, StepConfig
+from pipelines.steps.base import BULK, Chunk, IngestStep, QueryState, QueryStep, StepConfig, VectorOutput
 
 OutputKind = Literal["dense", "sparse", "multivector"]
 VECTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")  # the connectors' rule, checked here for positions
@@ -48,19 +48,26 @@ class EncodeConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("model", self.model, "encode")]
 
-    def vector_specs(self, info: Any) -> dict[str, dict[str, Any]]:
+    def model_problems(self, key: str, info: Any) -> list[tuple[str, str]]:
+        if self.dims and info.dense_dims and self.dims != info.dense_dims and self.dims not in info.matryoshka:
+            widths = sorted({*info.matryoshka, info.dense_dims})
+            return [("dims", f"'{info.name}' can make widths {widths}, not {self.dims}")]
+        return []
+
+    def vector_outputs(self, info: Any = None) -> dict[str, VectorOutput]:
         """The sink schema entries of this step, given the model's description (pipelines.models.ModelInfo);
         without one (validating the spec alone) the dimensions the model decides are None."""
-        specs: dict[str, dict[str, Any]] = {}
+        specs: dict[str, VectorOutput] = {}
         for kind, name in self.outputs.items():
             if kind == "dense":
-                specs[name] = {"kind": "dense", "dim": self.dims or getattr(info, "dense_dims", None),
-                               "distance": self.distance}
+                spec = {"kind": "dense", "dim": self.dims or getattr(info, "dense_dims", None),
+                        "distance": self.distance}
             elif kind == "sparse":
-                specs[name] = {"kind": "sparse", "idf": self.idf, "distance": "dot"}
+                spec = {"kind": "sparse", "idf": self.idf, "distance": "dot"}
             else:
-                specs[name] = {"kind": "multivector", "dim": getattr(info, "multivector_dims", None),
-                               "distance": "dot" if self.distance == "dot" else "cosine"}
+                spec = {"kind": "multivector", "dim": getattr(info, "multivector_dims", None),
+                        "distance": "dot" if self.distance == "dot" else "cosine"}
+            specs[name] = VectorOutput(spec, f"outputs.{kind}", "outputs")
         return specs
 
 
@@ -110,6 +117,7 @@ class EncodeStep(IngestStep):
 class QueryEncodeStep(QueryStep):
     name = "encode"
     config_class = EncodeConfig
+    uses_model = True
 
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: EncodeConfig = self.config

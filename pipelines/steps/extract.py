@@ -55,6 +55,9 @@ class ExtractConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("model", self.model, "extract")]
 
+    def metadata_outputs(self) -> list[str]:
+        return [self.into, self.classes_into]   # entities, or classes: which one the model's kind decides
+
     def engine_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"multi_label": self.multi_label}
         if self.labels:

@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipelines.steps.base import QueryState, QueryStep, StepConfig
 from pipelines.steps.extract import check_key, check_path
+from pipelines.steps.rules import Before, Once, named
 
 
 class ExtractFiltersConfig(StepConfig):
@@ -77,6 +78,9 @@ class ExtractFiltersConfig(StepConfig):
 class ExtractFiltersStep(QueryStep):
     name = "extract_filters"
     config_class = ExtractFiltersConfig
+    uses_model = True   # unless it matches a lexicon
+    rules = (Once("only one extract_filters step per query pipeline"),
+             Before(named("search"), "filters must be known before the search: put it before steps[{other}]"))
 
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: ExtractFiltersConfig = self.config

@@ -81,6 +81,9 @@ class MapConfig(StepConfig):
             raise ValueError(problem.replace("metadata", "set", 1))
         return values
 
+    def metadata_outputs(self) -> list[str]:
+        return list(dict.fromkeys([*self.rename.values(), *self.set]))
+
 
 class MapStep(IngestStep):
     name = "map"

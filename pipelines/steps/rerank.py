@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from pipelines.steps.base import QueryState, QueryStep, StepConfig
+from pipelines.steps.rules import After, Once, named
 from sie.errors import DeadlineExceeded, SieError
 
 
@@ -28,10 +29,16 @@ class RerankConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("model", self.model, "score")]
 
+    def deadline_allowance_ms(self) -> int:
+        return self.timeout_ms
+
 
 class RerankStep(QueryStep):
     name = "rerank"
     config_class = RerankConfig
+    uses_model = True
+    rules = (Once("only one rerank step per query pipeline"),
+             After(named("search"), "rerank works on search results: put it after steps[{other}]"))
 
     def budget_s(self, state: QueryState) -> float:
         left = state.left_s()

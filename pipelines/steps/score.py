@@ -54,6 +54,9 @@ class ScoreConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("model", self.model, "score")]
 
+    def metadata_outputs(self) -> list[str]:
+        return [self.field]
+
 
 class ScoreStep(IngestStep):
     name = "score"

@@ -18,11 +18,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pipelines.errors import PipelineError
-from pipelines.steps.base import Candidate, QueryState, QueryStep, StepConfig
+from pipelines.steps.base import Candidate, QueryState, QueryStep, StepConfig, VectorSearch
 from pipelines.steps.fields import checked_where
+from pipelines.steps.rules import NeedsBefore, Once, Required, makes_vectors
 
 
 class SearchConfig(StepConfig):
+    sink_keys = ("sink",)
+
     sink: dict[str, Any] = Field(description="A connector config (type, collection, location).")
     vector: str | list[str] | None = Field(None, description="Vector name(s) to search; default: the one made.")
     limit: int = Field(20, gt=0, le=10_000, description="Candidates retrieved.")
@@ -32,6 +35,10 @@ class SearchConfig(StepConfig):
     @classmethod
     def _where(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return checked_where(value)
+
+    def vector_search(self) -> VectorSearch:
+        names = (self.vector,) if isinstance(self.vector, str) else tuple(self.vector or ())
+        return VectorSearch("sink", self.sink, "vector", names)
 
 
 def and_where(*parts: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -44,6 +51,8 @@ def and_where(*parts: dict[str, Any] | None) -> dict[str, Any] | None:
 class SearchStep(QueryStep):
     name = "search"
     config_class = SearchConfig
+    rules = (Once("only one search step per query pipeline"), Required("a query pipeline needs a search step"),
+             NeedsBefore(makes_vectors, "needs an encode step before it (the query's vector)"))
 
     def __init__(self, config: SearchConfig, ctx: Any) -> None:
         super().__init__(config, ctx)

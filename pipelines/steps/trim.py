@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pipelines.steps.base import Candidate, QueryState, QueryStep, StepConfig
+from pipelines.steps.rules import After, Once, named
 
 WORD = re.compile(r"\w+")
 
@@ -33,6 +34,12 @@ class TrimConfig(StepConfig):
     def models(self) -> list[tuple[str, str, str]]:
         return [("tokenizer", self.tokenizer, "tokenizer")] if self.tokenizer else []
 
+    def tokenizer_default_key(self) -> str | None:
+        return "tokenizer" if self.tokenizer is None else None
+
+    def token_budget(self) -> int | None:
+        return self.max_tokens
+
 
 def _normal(text: str) -> str:
     return " ".join(text.casefold().split())
@@ -46,6 +53,8 @@ class TrimStep(QueryStep):
     name = "trim"
     config_class = TrimConfig
     bounded = False
+    rules = (Once("only one trim step per query pipeline"),
+             After(named("search"), "trim works on search results: put it after steps[{other}]"))
 
     async def run(self, state: QueryState, options: dict[str, Any]) -> None:
         c: TrimConfig = self.config

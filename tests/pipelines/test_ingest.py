@@ -10,6 +10,8 @@ import uuid
 import pytest
 from pipeline_helpers import chunk_ids, ingest, open_sink_of, paragraphs, write_corpus, write_pipeline
 
+#: The registered steps this module tests ("": every test here runs it), for test_spec.py's registry rule.
+STEPS_TESTED = {("ingest", "encode"): ""}
 PIPELINE = """\
     name: docs
     source: {{type: files, root: ./docs, glob: "**/*.md", sync_deletions: true}}

@@ -18,6 +18,10 @@ from pipelines.paths import matches
 from pipelines.query import QueryRunner
 from pipelines.spec import load_pipeline
 
+#: The registered steps this module tests, and the prefix of the tests that do ("": every test here runs it),
+#: for test_spec.py's registry rule.
+STEPS_TESTED = {("query", "extract_filters"): "test_extract_filters_", ("query", "encode"): "",
+                ("query", "search"): "", ("query", "rerank"): "test_rerank_", ("query", "trim"): "test_trim_"}
 PENGUINS = "Emperor penguins huddle together in large groups to keep warm during the Antarctic winter."
 DOCS = [
     ("penguins", "Ada", PENGUINS),

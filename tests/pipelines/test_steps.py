@@ -18,6 +18,10 @@ from pipelines.steps.fields import FilterConfig, FilterStep, MapConfig, MapStep
 from pipelines.steps.score import ScoreConfig, ScoreStep
 from pipelines.tokenizers import Tokenizers
 
+#: The registered steps this module tests, and the prefix of the tests that do (test_spec.py's registry rule).
+STEPS_TESTED = {("ingest", "chunk"): "test_chunk_", ("ingest", "extract"): "test_extract_",
+                ("ingest", "score"): "test_score_", ("ingest", "filter"): "test_filter_",
+                ("ingest", "map"): "test_map_"}
 TEXT = ("Sie lets you define pipelines. Each step is declared in YAML! Does it evaluate code? No.\n\n"
         "A second paragraph starts here. It has two sentences.\n\n\n   Third paragraph, indented.")
 
