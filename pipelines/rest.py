@@ -29,6 +29,7 @@ from pipelines.manager import RunManager
 from pipelines.yaml_source import render_path
 from sie.codec import decode_body
 from sie.errors import InvalidInput
+from sie.server.errors import UnprocessableInput, map_errors
 from sie.server.http import respond
 
 router = APIRouter(tags=["pipelines"])
@@ -69,7 +70,7 @@ async def parse(request: Request, model: type[BaseModel]) -> Any:
         err = e.errors()[0]
         path = render_path(err["loc"]) if err["loc"] else "body"
         reason = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise InvalidInput(f"{path}: {reason}", field=path, status=422) from None
+        raise UnprocessableInput(f"{path}: {reason}", field=path) from None
 
 
 def _manager(request: Request) -> RunManager:
@@ -126,19 +127,18 @@ async def run_query(name: str, request: Request) -> Response:
         raise PipelineError(f"pipeline {name!r} is an ingest pipeline: POST /v1/pipelines/{name}/runs", field="name")
     body = await parse(request, QueryRequest)
     runner = manager.query_runner(p)
-    try:
-        answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where,
-                                    deadline_ms=body.deadline_ms)
-    except ConnectorError as e:
-        raise PipelineError(e.message, field=e.field, code=e.code, status=e.status) from None
+    answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where,
+                                deadline_ms=body.deadline_ms)
     return respond(request, answer)
 
 
 def mount(app: FastAPI, folder: str | Path, *, store: str | None = None) -> RunManager:
-    """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys."""
+    """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys and
+    error envelope (a sink's errors answer by their code, like the engine's)."""
     library = PipelineLibrary.load(folder)
     manager = RunManager(library, getattr(app.state, "engine", None), store or os.environ.get("SIE_RUN_STORE"))
     app.state.pipelines = manager
+    map_errors(app, ConnectorError)
 
     def authorized(request: Request) -> None:
         from sie.server.errors import Draining

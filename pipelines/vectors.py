@@ -16,6 +16,6 @@ def sink_schema(pipeline: Pipeline, models: ModelDirectory) -> dict[str, Any]:
         info = models.get(step.config.model)
         if info is None:
             raise PipelineError(f"steps[{step.index}].encode.model: {models.unknown(step.config.model)}",
-                                field=f"steps[{step.index}].encode.model", code="model_not_found", status=404)
+                                field=f"steps[{step.index}].encode.model", code="model_not_found")
         vectors.update(step.config.vector_specs(info))
     return {"vectors": vectors}

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class ClientGone(SieError):
-    code, status = "client_closed_request", 499
+    code = "client_closed_request"
 
 
 def timeout_ms(request: Request) -> float | None:
