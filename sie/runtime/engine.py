@@ -43,7 +43,6 @@ from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
 from sie.runtime.memory import device_budget, host_budget
 from sie.runtime.pool import LruModelPool
 from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing
-from sie.runtime.tokenizer import Tokenized
 
 Admission = Literal["wait", "reject"]
 T = TypeVar("T")
@@ -306,9 +305,6 @@ class Engine:
         return self._sync.run(self.extract(model, items, **options))
 
     # -- plumbing ---------------------------------------------------------------------------------
-    async def _tokenize(self, loaded: LoadedModel, texts: list[str]) -> tuple[list[Tokenized], float]:
-        return await self._prepare(loaded, partial(loaded.tokenizer.encode, texts))
-
     async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T],
                        lane: Lane = "interactive") -> tuple[T, float]:
         """Run tokenization work on the lane's tokenizer threads; returns its result and the seconds it took."""
