@@ -11,10 +11,11 @@
 
 Any string may contain `${NAME}` references, replaced from the environment before validation, or
 `${NAME:-default}` (POSIX: the default when NAME is unset or empty); a reference to an unset variable
-without a default fails naming the key. Secret keys (`api_key`) must be exactly one `${NAME}` reference,
-never a literal and without a default, so configs can be committed. `expand_env` is the one implementation
-of this syntax: the pipeline spec uses it too. Each sink module defines its config as a subclass of
-`SinkConfig`; errors name the key as `sink.<key>` and list the valid options.
+without a default fails naming the key. Secret keys (`SECRET_KEYS`: `api_key`, `password`, ...) must be
+exactly one `${NAME}` reference, never a literal and without a default, so configs can be committed.
+`expand_env` is the one implementation of this syntax, and `SECRET_KEYS` the one list of secret keys: the
+pipeline spec uses both. Each sink module defines its config as a subclass of `SinkConfig`; errors name
+the key as `sink.<key>` and list the valid options.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from connectors.errors import ConnectorError
 
 #: `${NAME}` or `${NAME:-default}`; a default runs to the first `}` (no nested references).
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-SECRET_KEYS = frozenset({"api_key"})
+#: Keys whose values are secrets wherever they appear, in a sink or in a pipeline file (pipelines.spec uses
+#: this set): only ever an ${ENV_VAR} reference, never echoed in a message.
+SECRET_KEYS = frozenset({"api_key", "password", "token", "secret"})
 
 
 def expand_env(text: str, env: Mapping[str, str], missing: Callable[[str, int], str]) -> str:

@@ -1,5 +1,6 @@
 """`sie run | query | validate | plan | schema | mcp`: the pipelines' commands, registered into the `sie`
-app by `register(app)` (sie/cli.py calls it). Heavy modules are imported inside each command.
+app by `register(app)` (which the pipelines plugin, pipelines/plugin.py, calls). Heavy modules are imported
+inside each command.
 
 Exit codes: 0 done; 1 done with failures (see the dead-letter file); 2 a mistake in the pipeline or the
 command (printed as `file:line:col key.path: ...`, never a traceback); 130 interrupted.

@@ -1,4 +1,4 @@
-"""The pipelines room's one error type, a `SieError` so the server maps it to the same envelope.
+"""The pipelines room's one error type, a `SieError` so the server maps its code to the same envelope.
 
 `SpecError` carries every problem found in a pipeline file, each as `file:line:col key.path: what was
 expected`; the CLI prints them one per line and the REST API returns the first as its message.
@@ -14,7 +14,7 @@ from sie.errors import SieError
 class PipelineError(SieError):
     """A pipeline cannot be built or run as asked (codes: invalid_pipeline, pipeline_not_found, ...)."""
 
-    code, status = "pipeline_error", 400
+    code = "pipeline_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Problem:
 
 
 class SpecError(PipelineError):
-    code, status = "invalid_pipeline", 400
+    code = "invalid_pipeline"
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.line, p.col))
@@ -39,14 +39,14 @@ class SpecError(PipelineError):
 
 
 class PipelineNotFound(PipelineError):
-    code, status = "pipeline_not_found", 404
+    code = "pipeline_not_found"
 
 
 class RunNotFound(PipelineError):
-    code, status = "run_not_found", 404
+    code = "run_not_found"
 
 
 class SourceError(PipelineError):
     """A source cannot be read (outside its root, too large, malformed rows)."""
 
-    code, status = "source_error", 400
+    code = "source_error"

@@ -89,7 +89,7 @@ class QueryRunner:
             except (TimeoutError, DeadlineExceeded):  # our timer, or the engine's (a remote one)
                 step.on_deadline(state, (time.perf_counter() - t) * 1000)
             except ConnectorError as e:
-                raise PipelineError(f"{step.name}: {e.message}", field=e.field, code=e.code, status=e.status) from None
+                raise PipelineError(f"{step.name}: {e.message}", field=e.field, code=e.code) from None
             timing[step.name + "_ms"] = round((time.perf_counter() - t) * 1000, 3)
         timing["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         counter = self._counter()

@@ -20,16 +20,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import ConnectorError
 from pipelines.errors import PipelineError
 from pipelines.library import PipelineLibrary
 from pipelines.manager import RunManager
-from pipelines.yaml_source import render_path
-from sie.codec import decode_body
-from sie.errors import InvalidInput
-from sie.server.http import respond
+from sie.server.auth import authorized
+from sie.server.errors import map_errors
+from sie.server.http import parse, respond
 
 router = APIRouter(tags=["pipelines"])
 MAX_IDEMPOTENCY_KEY = 255
@@ -53,23 +52,6 @@ class QueryRequest(BaseModel):
     where: dict[str, Any] | None = None
     deadline_ms: int | None = Field(None, gt=0, description="This query's end-to-end budget (default: the "
                                                              "pipeline's deadline_ms).")
-
-
-async def parse(request: Request, model: type[BaseModel]) -> Any:
-    """The body as `model`. (sie.server.http.parse would read a body field named `query` as the URL's query
-    string and report it as `body`; these bodies have such a field.)"""
-    raw = await request.body()
-    try:
-        data = decode_body(raw, request.headers.get("content-type")) if raw else {}
-    except ValueError as e:
-        raise InvalidInput(f"body: {e}", field="body") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        path = render_path(err["loc"]) if err["loc"] else "body"
-        reason = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise InvalidInput(f"{path}: {reason}", field=path, status=422) from None
 
 
 def _manager(request: Request) -> RunManager:
@@ -102,7 +84,7 @@ async def start_run(name: str, request: Request,
         raise PipelineError(f"pipeline {name!r} is a query pipeline: POST /v1/pipelines/{name}/query", field="name")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise PipelineError(f"Idempotency-Key: 1..{MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
-    body = await parse(request, RunRequest)
+    body = await parse(request, RunRequest, empty_is_defaults=True)
     run, created = manager.start(p, records=body.records, sync_deletions=body.sync_deletions,
                                  retry_dlq=body.retry_dlq, full=body.full, idempotency_key=idempotency_key)
     payload = {**manager.get_run(run.id).to_dict(), "links": {"self": f"/v1/runs/{run.id}"},
@@ -124,29 +106,20 @@ async def run_query(name: str, request: Request) -> Response:
     p = manager.library.get(name)
     if p.kind != "query":
         raise PipelineError(f"pipeline {name!r} is an ingest pipeline: POST /v1/pipelines/{name}/runs", field="name")
-    body = await parse(request, QueryRequest)
+    body = await parse(request, QueryRequest, empty_is_defaults=True)
     runner = manager.query_runner(p)
-    try:
-        answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where,
-                                    deadline_ms=body.deadline_ms)
-    except ConnectorError as e:
-        raise PipelineError(e.message, field=e.field, code=e.code, status=e.status) from None
+    answer = await runner.query(body.query, max_tokens=body.max_tokens, limit=body.limit, where=body.where,
+                                deadline_ms=body.deadline_ms)
     return respond(request, answer)
 
 
 def mount(app: FastAPI, folder: str | Path, *, store: str | None = None) -> RunManager:
-    """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys."""
+    """Serve the pipelines in `folder` from `app` (a `sie.server.create_app` app), behind its API keys and
+    error envelope (a sink's errors answer by their code, like the engine's)."""
     library = PipelineLibrary.load(folder)
     manager = RunManager(library, getattr(app.state, "engine", None), store or os.environ.get("SIE_RUN_STORE"))
     app.state.pipelines = manager
-
-    def authorized(request: Request) -> None:
-        from sie.server.errors import Draining
-
-        request.app.state.keys.check(request)
-        if request.app.state.draining:
-            raise Draining("server: draining after SIGTERM; send new work to another replica", retry_after=5)
-
+    map_errors(app, ConnectorError)
     app.include_router(router, dependencies=[Depends(authorized)])
     served = app.router.lifespan_context
 

@@ -39,6 +39,7 @@ from pipelines.tokenizers import Tokenizers
 from pipelines.vectors import sink_schema
 from pipelines.writer import Target, Work, Writer
 from sie.errors import SieError
+from sie.server.errors import http_status
 
 _DONE = object()
 Listener = Callable[[str, dict[str, Any]], None]
@@ -197,8 +198,8 @@ class IngestRunner:
             except ConnectorError as e:
                 for t in targets:
                     t.sink.close()
-                raise PipelineError(f"sinks[{i}] ({spec.label}): {e.message}", field=f"sinks[{i}]", code=e.code,
-                                    status=e.status) from None
+                raise PipelineError(f"sinks[{i}] ({spec.label}): {e.message}", field=f"sinks[{i}]",
+                                    code=e.code) from None
         return targets
 
     def _finish_reindex(self, targets: list[Target], source: FileSource | None, options: RunOptions,
@@ -368,7 +369,7 @@ class IngestRunner:
                 # after its own full retry budget. What is not committed is simply redone by a rerun.
                 raise PipelineError(f"engine: {e.message.removeprefix('server: ')} (after "
                                     f"{self.p.retry.attempts} attempt(s)); the run stopped: rerun to resume",
-                                    field="engine", code="unreachable", status=503) from None
+                                    field="engine", code="unreachable") from None
             if len(live) == 1:
                 live[0].failed["*"] = f"steps: {_reason(e)}"
             else:
@@ -466,8 +467,9 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event, force: bool = False) 
 
 
 def _transient(e: BaseException) -> bool:
-    status = getattr(e, "status", None)
-    return not isinstance(status, int) or status in TRANSIENT_STATUS
+    """Worth retrying: an error without a code (a crash, a dropped connection), or one whose code the server's
+    edge answers with a retryable status."""
+    return not isinstance(getattr(e, "code", None), str) or http_status(e) in TRANSIENT_STATUS
 
 
 def _reason(e: BaseException) -> str:

@@ -260,7 +260,7 @@ def posted_documents(config: RecordsSource, records: Any, shard: Shard = Shard()
         raise SourceError(f"records: expected a list, got {type(records).__name__}", field="records")
     if len(records) > config.max_records:
         raise SourceError(f"records: {len(records)} records exceeds source.max_records ({config.max_records})",
-                          field="records", status=413)
+                          field="records", code="payload_too_large")
     out, seen = [], set()
     for i, record in enumerate(records):
         where = f"records[{i}]"
@@ -281,7 +281,7 @@ def posted_documents(config: RecordsSource, records: Any, shard: Shard = Shard()
             raise SourceError(f"{where}.text: expected a string, got {type(text).__name__}", field=f"{where}.text")
         if len(text) > config.max_chars:
             raise SourceError(f"{where}.text: {len(text)} characters exceeds source.max_chars ({config.max_chars})",
-                              field=f"{where}.text", status=413)
+                              field=f"{where}.text", code="payload_too_large")
         problem = metadata_problem(metadata) if isinstance(metadata, dict) else "metadata must be an object"
         reserved = next((k for k in metadata if str(k).startswith("_sie_")), None) if not problem else None
         if reserved is not None:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.config import env_names, expand_env, is_secret_reference
+from connectors.config import SECRET_KEYS, env_names, expand_env, is_secret_reference
 from connectors.ids import canonical_json, content_hash
 from pipelines.errors import Problem, SpecError
 from pipelines.sink_rules import check_ingest_sinks, check_search_sink
@@ -39,7 +39,6 @@ from pipelines.yaml_source import Located, load_file, load_text
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Placeholder schemes for unset ${VAR}s in URL-typed keys when validating without the environment.
 URL_SCHEMES = {"url": "http", "grpc_url": "grpc"}
-SECRET_KEYS = frozenset({"api_key", "password", "token", "secret"})
 MAX_STEPS, MAX_SINKS = 32, 8
 
 

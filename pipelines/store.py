@@ -135,7 +135,7 @@ class RunStore:
                 if not _database_error(e):
                     raise
                 raise PipelineError(f"run store ({self.where}): {type(e).__name__}: {str(e).strip()}",
-                                    field="store", code="store_error", status=503) from e
+                                    field="store", code="store_error") from e
             except BaseException:
                 self._conn.rollback()
                 raise
@@ -369,7 +369,7 @@ def open_store(url: str | Path) -> RunStore:
         except psycopg.Error as e:
             shown = re.sub(r"//[^@/]*@", "//***@", text)  # never echo a password
             raise PipelineError(f"run store: cannot connect to {shown}: {str(e).strip()}", field="store",
-                                code="store_unavailable", status=503) from None
+                                code="store_unavailable") from None
         return RunStore(conn, "postgres", re.sub(r"//[^@/]*@", "//***@", text))
     path = Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text)
     conn = None
@@ -386,5 +386,5 @@ def open_store(url: str | Path) -> RunStore:
         read_only = path.parent.is_dir() and not os.access(path.parent, os.W_OK)
         raise PipelineError(f"run store ({path}): cannot open it: {type(e).__name__}: {e}"
                             + ("; its folder is read-only" if read_only else ""), field="store",
-                            code="store_unavailable", status=503) from None
+                            code="store_unavailable") from None
     return RunStore(conn, "sqlite", str(path))

@@ -29,5 +29,5 @@ def encoder_info(step: StepSpec, models: ModelDirectory) -> ModelInfo | None:
     info = models.get(name)
     if info is None:
         where = f"steps[{step.index}].{step.name}.{key}"
-        raise PipelineError(f"{where}: {models.unknown(name)}", field=where, code="model_not_found", status=404)
+        raise PipelineError(f"{where}: {models.unknown(name)}", field=where, code="model_not_found")
     return info

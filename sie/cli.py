@@ -1,15 +1,20 @@
-"""`sie ...`: the command line. Other rooms register their sub-commands here lazily."""
+"""`sie ...`: the command line. Other rooms add their sub-commands and `serve` options as plugins
+(`sie.plugins`: entry points), so this module names none of them."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from sie.errors import SieError
+from sie.plugins import Plugin, ServeOption, load_plugins
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="sie: small models, one device.")
 console = Console()
@@ -92,15 +97,13 @@ def encode(model: str = typer.Argument(..., help="Model name or alias."),
                           "dense": r.dense.tolist()}))
 
 
-@app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 in containers)."),
           port: int = typer.Option(8080, help="TCP port."),
           preload: list[str] = typer.Option([], help="Models to load at start-up (repeatable)."),
           pin: list[str] = typer.Option([], help="Models never evicted (repeatable)."),
           device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N (overrides SIE_DEVICE)."),
           log_level: str = typer.Option("info", help="uvicorn log level."),
-          pipelines: str | None = typer.Option(None, "--pipelines", help="Also serve the pipelines in this "
-                                                                          "folder (/v1/pipelines, /v1/runs).")) -> None:
+          mounts: Sequence[tuple[ServeOption, str]] = ()) -> None:
     """Serve the HTTP API. SIGTERM drains: no new work, in-flight requests finish, then exit."""
     import uvicorn
 
@@ -115,11 +118,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0
     except SieError as e:
         _fail(e)
     app = create_app(engine)
-    if pipelines is not None:
-        from pipelines.rest import mount
-
+    for option, value in mounts:
         try:
-            mount(app, pipelines)
+            option.mount(app, value)
         except SieError as e:
             _fail(e)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
@@ -146,16 +147,34 @@ def _settings():
         _fail(e)
 
 
-def _register_rooms() -> None:
-    """Sub-commands of other rooms (`sie run`, `sie query`, ...) when those rooms are installed."""
-    try:
-        from pipelines.cli import register
-    except ImportError:
-        return
-    register(app)
+def serve_command(options: Sequence[ServeOption]) -> Callable[..., None]:
+    """`serve` as a command with one more option per plugin's `ServeOption` (`--pipelines DIR`)."""
+    own = inspect.signature(serve, eval_str=True)
+    params = [p for name, p in own.parameters.items() if name != "mounts"]
+    by_param = {o.name.replace("-", "_"): o for o in options}
+    params += [inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                                 default=typer.Option(None, f"--{o.name}", help=o.help))
+               for param, o in by_param.items()]
+
+    def command(**values: Any) -> None:
+        given = {param: values.pop(param) for param in by_param}
+        serve(**values, mounts=[(by_param[param], v) for param, v in given.items() if v is not None])
+
+    command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = serve.__doc__
+    return command
 
 
-_register_rooms()
+def register_plugins(target: typer.Typer, plugins: Sequence[Plugin]) -> None:
+    """`serve` with the plugins' options, then the plugins' own sub-commands (`sie run`, `sie query`, ...)."""
+    target.command("serve")(serve_command([o for p in plugins for o in p.serve_options]))
+    for plugin in plugins:
+        if plugin.commands is not None:
+            plugin.commands(target)
+
+
+register_plugins(app, load_plugins())
 
 if __name__ == "__main__":
     app()

@@ -235,7 +235,7 @@ class SieClient:
                     _left(deadline, path)
                 if attempt == self.max_retries:
                     raise SieError(f"server: cannot reach {self.url}: {type(e).__name__}: {e}",
-                                   code="unreachable", status=503) from None
+                                   code="unreachable") from None
                 await _pause(_backoff(attempt, None), deadline)
                 continue
             if (resp.status_code == 503 or (resp.status_code == 429 and wait)) and attempt < self.max_retries:
@@ -246,8 +246,7 @@ class SieClient:
                 err = data.get("error", {}) if isinstance(data, dict) else {}
                 retry = resp.headers.get("retry-after")
                 raise SieError(err.get("message", f"HTTP {resp.status_code}"), code=err.get("code", "http_error"),
-                               field=err.get("field"), status=resp.status_code,
-                               retry_after=float(retry) if retry else None)
+                               field=err.get("field"), retry_after=float(retry) if retry else None)
             return data
         raise AssertionError("unreachable")
 

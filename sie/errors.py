@@ -1,61 +1,56 @@
 """The engine room's one error type.
 
-Every failure a caller can cause or must handle is a `SieError` with a stable `code`, a message that
-names the field, the limit and the value, and the HTTP status the server maps it to at its edge.
+Every failure a caller can cause or must handle is a `SieError` with a stable `code` and a message that
+names the field, the limit and the value. Errors say what went wrong, not how to answer it over HTTP:
+the server's edge maps each code to a status, once (`sie.server.errors.HTTP_STATUS`).
 """
 
 from __future__ import annotations
 
 
 class SieError(Exception):
-    """A failure with a stable machine-readable code; mapped once to HTTP by the server."""
+    """A failure with a stable machine-readable code (and, for a busy server, a Retry-After hint)."""
 
     code: str = "internal"
-    status: int = 500
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 status: int | None = None, retry_after: float | None = None) -> None:
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         self.retry_after = retry_after
-
-    def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 
 class InvalidInput(SieError):
     """The request itself is wrong: a value out of range, a wrong type, an empty list."""
 
-    code, status = "invalid_input", 400
+    code = "invalid_input"
 
 
 class UnknownModel(SieError):
     """No card of that name in the catalog."""
 
-    code, status = "model_not_found", 404
+    code = "model_not_found"
 
 
 class UnsupportedCapability(SieError):
     """The model exists but cannot do what was asked (e.g. score on an embedder)."""
 
-    code, status = "unsupported_capability", 400
+    code = "unsupported_capability"
 
 
 class CardError(SieError):
     """A model card is malformed: names the file, the key and the reason."""
 
-    code, status = "invalid_card", 500
+    code = "invalid_card"
 
 
 class ModelLoadFailed(SieError):
     """The model cannot be loaded (missing or broken weights); remembered until an operator reloads it."""
 
-    code, status = "model_load_failed", 502
+    code = "model_load_failed"
 
 
 class WeightsNotFound(ModelLoadFailed):
@@ -65,31 +60,31 @@ class WeightsNotFound(ModelLoadFailed):
 class ModelLoading(SieError):
     """The model is still loading after the wait timeout; retry after the hinted seconds."""
 
-    code, status = "model_loading", 503
+    code = "model_loading"
 
 
 class ResourceExhausted(SieError):
     """Not enough device memory even after evicting idle models, or out of memory in a batch."""
 
-    code, status = "resource_exhausted", 503
+    code = "resource_exhausted"
 
 
 class QueueFull(SieError):
-    """The model's queue is at capacity: back off for Retry-After seconds (429, not 503)."""
+    """The model's queue is at capacity: back off for the hinted seconds (a 429 at the edge, not a 503)."""
 
-    code, status = "queue_full", 429
+    code = "queue_full"
 
 
 class DeadlineExceeded(SieError):
     """The caller's time budget (timeout_ms) ran out before the answer was ready; its queued work was dropped."""
 
-    code, status = "deadline_exceeded", 504
+    code = "deadline_exceeded"
 
 
 class ModelBusy(SieError):
     """An admin action that needs the model idle (unload) while it has work in flight."""
 
-    code, status = "model_busy", 409
+    code = "model_busy"
 
 
 def without_frames(error: BaseException) -> BaseException:

@@ -195,7 +195,7 @@ class QueryStep(Step):
         """The step ran out of its budget. Default: nothing usable, so the query fails naming this step."""
         raise PipelineError(f"{self.name}: the query's deadline_ms ({state.deadline_ms} ms) ran out during this "
                             f"step, after {elapsed_ms:.0f} ms in it; nothing usable to answer with",
-                            field="deadline_ms", code="deadline_exceeded", status=504)
+                            field="deadline_ms", code="deadline_exceeded")
 
     def close(self) -> None:  # an optional hook
         """Release what the step opened (a sink)."""

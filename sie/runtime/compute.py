@@ -104,11 +104,3 @@ def extract_batch(loaded: LoadedModel, seqs: list[Tokenized], metas: list[Any]) 
 
 COMPUTE: dict[str, BatchCompute] = {"encode": encode_batch, "score": score_batch, "extract": extract_batch}
 
-
-def run_all(loaded: LoadedModel, kind: str, seqs: list[Tokenized], metas: list[Any]) -> list[Any]:
-    """Every sequence through `COMPUTE[kind]`, cut into token-budget batches (no cross-request batching)."""
-    out: list[Any] = [None] * len(seqs)
-    for idx in loaded.batches(seqs):
-        for i, r in zip(idx, COMPUTE[kind](loaded, [seqs[i] for i in idx], [metas[i] for i in idx])):
-            out[i] = r
-    return out

@@ -45,7 +45,6 @@ from sie.runtime.local_models import LocalModels, card_listing
 from sie.runtime.memory import device_budget, host_budget
 from sie.runtime.pool import LruModelPool
 from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing, TokenizedText
-from sie.runtime.tokenizer import Tokenized
 
 T = TypeVar("T")
 
@@ -366,9 +365,6 @@ class Engine:
         return self._sync.run(self.extract(model, items, **options))
 
     # -- plumbing ---------------------------------------------------------------------------------
-    async def _tokenize(self, loaded: LoadedModel, texts: list[str]) -> tuple[list[Tokenized], float]:
-        return await self._prepare(loaded, partial(loaded.tokenizer.encode, texts))
-
     async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T],
                        lane: Lane = "interactive") -> tuple[T, float]:
         """Run tokenization work on the lane's tokenizer threads; returns its result and the seconds it took."""

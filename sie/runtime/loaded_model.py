@@ -1,4 +1,6 @@
-"""A model ready to run: card + runner + tokenizer on one device, and the dense encode path."""
+"""A model ready to run: card + runner + heads + tokenizer on one device (`LoadedModel`), and how one is
+loaded from its card (`load_model`) or sized before loading (`estimate_footprint`). The forward passes
+over its batches are sie.runtime.compute's."""
 
 from __future__ import annotations
 

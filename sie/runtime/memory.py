@@ -33,7 +33,7 @@ def parse_budget(value: str | int | float | None, total: int, field: str) -> int
     m = re.fullmatch(r"([0-9]*\.?[0-9]+)([a-z]*)", text)
     if not m or m.group(2) not in _UNITS:
         raise SieError(f"{field}: expected bytes ('8GiB', '512MB'), a fraction (0.5) or a percentage "
-                       f"('50%'), got {value!r}", field=field, status=500)
+                       f"('50%'), got {value!r}", field=field)
     number = float(m.group(1))
     if m.group(2) == "" and number <= 1 and "." in m.group(1):
         return int(number * total)

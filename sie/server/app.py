@@ -7,14 +7,14 @@ import logging
 import threading
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 
 from sie import __version__
 from sie.errors import SieError
 from sie.metrics import Metrics
 from sie.runtime.engine import Engine
 from sie.server import admin, cohere, compat, errors, native, tei
-from sie.server.auth import ApiKeys
+from sie.server.auth import ApiKeys, authorized
 from sie.server.middleware import BodyLimit, RequestMetrics
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,6 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
     app.state.preloaded = threading.Event()
     app.state.preload_error = None
     errors.install(app)
-
-    async def authorized(request: Request) -> None:  # async: a sync dependency costs a threadpool hop
-        request.app.state.keys.check(request)
-        if request.app.state.draining:
-            raise errors.Draining("server: draining after SIGTERM; send new work to another replica",
-                                  retry_after=5)
 
     for router in (native.router, compat.router, cohere.router, tei.router):
         app.include_router(router, dependencies=[Depends(authorized)])

@@ -1,5 +1,6 @@
 """API keys: `SIE_API_KEYS` (comma-separated) guards every route but health, readiness and metrics;
 `SIE_ADMIN_KEY` guards load/unload. Keys come only from the environment, never from a config file.
+`authorized` is the one guard of the work routes, the engine's and any plugin's (pipelines).
 
 Without SIE_API_KEYS the API is open. Admin routes then need SIE_ADMIN_KEY when it is set; with
 neither set they are open too (a local, single-user server).
@@ -12,7 +13,7 @@ import os
 
 from fastapi import Request
 
-from sie.server.errors import Forbidden, Unauthorized
+from sie.server.errors import Draining, Forbidden, Unauthorized
 
 
 class ApiKeys:
@@ -58,3 +59,10 @@ class ApiKeys:
         if not self._matches(token, [self.admin_key]):
             raise Forbidden("authorization: this key may not load or unload models (SIE_ADMIN_KEY)",
                             field="authorization")
+
+
+async def authorized(request: Request) -> None:  # async: a sync dependency costs a threadpool hop
+    """The dependency of every route that takes work: a valid API key, and no new work while draining."""
+    request.app.state.keys.check(request)
+    if request.app.state.draining:
+        raise Draining("server: draining after SIGTERM; send new work to another replica", retry_after=5)

@@ -16,8 +16,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from sie.errors import InvalidInput
 from sie.models.vector_dtype import encode_vectors
+from sie.server.errors import UnprocessableInput
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits, refuse_truncated
 from sie.server.roles import is_query
@@ -52,7 +52,7 @@ class CohereRerankRequest(BaseModel):
 
 def _unsupported(value: object, field: str, why: str) -> None:
     if value:
-        raise InvalidInput(f"{field}: not supported; {why}", field=field, status=422)
+        raise UnprocessableInput(f"{field}: not supported; {why}", field=field)
 
 
 def by_type(vectors: np.ndarray, types: list[str]) -> dict:
@@ -80,10 +80,9 @@ async def _embed(request: Request, version: int):
     _unsupported(body.inputs, "inputs", "send texts")
     _unsupported(body.max_tokens, "max_tokens", "texts are cut at the model's own limit (see GET /v1/models)")
     if body.truncate == "START":
-        raise InvalidInput("truncate: START is not supported; sie cuts texts at the end (END)", field="truncate",
-                           status=422)
+        raise UnprocessableInput("truncate: START is not supported; sie cuts texts at the end (END)", field="truncate")
     if not body.texts:
-        raise InvalidInput("texts: required; send a list of at least one text", field="texts", status=422)
+        raise UnprocessableInput("texts: required; send a list of at least one text", field="texts")
     check_limits(request, body.texts, field="texts")
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.encode(

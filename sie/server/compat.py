@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from sie.errors import InvalidInput
+from sie.server.errors import UnprocessableInput
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits
 from sie.server.roles import is_query
@@ -26,8 +27,8 @@ async def embeddings(request: Request):
     check_limits(request, texts, field="input")
     engine = request.app.state.engine
     if body.input_type is not None and body.prompt_name is not None and body.input_type != body.prompt_name:
-        raise InvalidInput("input_type, prompt_name: two names for the same choice disagree; send one",
-                           field="input_type", status=422)
+        raise UnprocessableInput("input_type, prompt_name: two names for the same choice disagree; send one",
+                                 field="input_type")
     role = is_query(body.input_type or body.prompt_name, "input_type" if body.input_type else "prompt_name")
     results = await unless_disconnected(request, engine.encode(
         body.model, texts, is_query=role, dims=body.dimensions, admission="reject", priority=body.priority,

@@ -1,9 +1,15 @@
-"""The one error envelope, mapped once at the server edge: {"error": {"code", "message", "field"}}."""
+"""The server's edge: every error of every room answered once, in one envelope,
+{"error": {"code", "message", "field"}}, with the HTTP status the one table below gives its code.
+
+Errors carry codes, never statuses. A room whose errors are not `SieError`s (connectors) has its error
+type handled here too by `map_errors`; its codes are rows of the same table.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,31 +22,73 @@ from sie.errors import InvalidInput, SieError
 
 log = logging.getLogger(__name__)
 
+#: code → HTTP status, for every code any room raises (tests/sie/server/test_error_table.py finds them all).
+HTTP_STATUS: dict[str, int] = {
+    # the engine (sie.errors)
+    "invalid_input": 400, "unsupported_capability": 400, "model_not_found": 404, "model_busy": 409,
+    "queue_full": 429, "internal": 500, "invalid_card": 500, "model_load_failed": 502, "model_loading": 503,
+    "resource_exhausted": 503, "deadline_exceeded": 504,
+    # the HTTP edge itself (and what a client of it reports)
+    "empty": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
+    "payload_too_large": 413, "client_closed_request": 499, "draining": 503, "model_unavailable": 503,
+    "unreachable": 503,
+    # pipelines (pipelines.errors)
+    "pipeline_error": 400, "invalid_pipeline": 400, "source_error": 400, "engine_unavailable": 400,
+    "tokenizer_unavailable": 400, "pipeline_not_found": 404, "run_not_found": 404, "store_error": 503,
+    "store_unavailable": 503,
+    # connectors (connectors.errors)
+    "invalid_config": 400, "invalid_schema": 400, "invalid_filter": 400, "invalid_query": 400, "unsupported": 400,
+    "collection_missing": 404, "schema_mismatch": 409, "backend_error": 502,
+}
+#: Input that does not fit its route's shape keeps the code `invalid_input` and answers 422, as FastAPI's
+#: own validation does and the compatibility routes' clients expect.
+UNPROCESSABLE = 422
+
+
+class UnprocessableInput(InvalidInput):
+    """The request does not fit the shape its route takes: a wrong type, an unknown or missing field, a form
+    of input the route does not support."""
+
 
 class PayloadTooLarge(SieError):
-    code, status = "payload_too_large", 413
+    code = "payload_too_large"
 
 
 class Unauthorized(SieError):
-    code, status = "unauthorized", 401
+    code = "unauthorized"
 
 
 class Forbidden(SieError):
-    code, status = "forbidden", 403
+    code = "forbidden"
 
 
 class Draining(SieError):
-    code, status = "draining", 503
+    code = "draining"
 
 
-def error_response(request: Request | None, err: SieError) -> Response:
+def http_status(err: Any) -> int:
+    """The status an error answers with: its code's row (unknown codes are 500s)."""
+    if isinstance(err, UnprocessableInput):
+        return UNPROCESSABLE
+    return HTTP_STATUS.get(getattr(err, "code", "internal"), 500)
+
+
+def envelope(err: Any) -> dict:
+    return {"error": {"code": err.code, "message": err.message, "field": err.field}}
+
+
+def error_response(request: Request | None, err: Any, *, status: int | None = None) -> Response:
+    """`err` (any room's error: code, message, field, maybe retry_after) as the envelope. `status` only for
+    errors the HTTP framework raised, which already are statuses."""
     msgpack_out = request is not None and wants_msgpack(request.headers.get("accept"))
+    status = status or http_status(err)
     headers = {}
-    if err.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
-    if err.status == 401:
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return Response(encode_body(err.to_dict(), msgpack_out), status_code=err.status, headers=headers,
+    return Response(encode_body(envelope(err), msgpack_out), status_code=status, headers=headers,
                     media_type="application/msgpack" if msgpack_out else "application/json")
 
 
@@ -54,7 +102,7 @@ def field_path(loc: tuple, *, located: bool = False) -> str:
     return out or "body"
 
 
-def invalid(errors: list[dict], *, located: bool = False) -> InvalidInput:
+def invalid(errors: list[dict], *, located: bool = False) -> UnprocessableInput:
     """pydantic errors → one 422 naming the first bad field, its problem and the value sent."""
     first = errors[0]
     path = field_path(tuple(first["loc"]), located=located)
@@ -62,7 +110,7 @@ def invalid(errors: list[dict], *, located: bool = False) -> InvalidInput:
     value = first.get("input")
     shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {_short(value)})"
     more = f"; and {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
-    return InvalidInput(f"{path}: {reason}{shown}{more}", field=path, status=422)
+    return UnprocessableInput(f"{path}: {reason}{shown}{more}", field=path)
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -70,10 +118,18 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+async def _coded(request: Request, exc: Exception) -> Response:
+    return error_response(request, exc)
+
+
+def map_errors(app: FastAPI, *error_types: type[Exception]) -> None:
+    """Answer these error types (each with code, message and field) like `SieError`s, by their code."""
+    for error_type in error_types:
+        app.add_exception_handler(error_type, _coded)
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(SieError)
-    async def _sie(request: Request, exc: SieError) -> Response:
-        return error_response(request, exc)
+    map_errors(app, SieError)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -86,8 +142,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(request, SieError(f"{request.method} {request.url.path}: {exc.detail}",
-                                                code=code, status=exc.status_code))
+        return error_response(request, SieError(f"{request.method} {request.url.path}: {exc.detail}", code=code),
+                              status=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class ClientGone(SieError):
-    code, status = "client_closed_request", 499
+    code = "client_closed_request"
 
 
 def timeout_ms(request: Request) -> float | None:
@@ -48,12 +48,14 @@ def name_model(request: Request, name: str) -> None:
     request.state.model = catalog.get(name).name if name in catalog else "unknown"
 
 
-async def parse(request: Request, model: type[M]) -> M:
+async def parse(request: Request, model: type[M], *, empty_is_defaults: bool = False) -> M:
+    """The body (JSON or msgpack) as `model`; an empty body is refused, or is `model`'s defaults when
+    `empty_is_defaults` (a POST that needs no options)."""
     body = await request.body()
-    if not body:
+    if not body and not empty_is_defaults:
         raise InvalidInput("body: empty request body; send a JSON or msgpack object", field="body")
     try:
-        data = decode_body(body, request.headers.get("content-type"))
+        data = decode_body(body, request.headers.get("content-type")) if body else {}
     except ValueError as e:
         raise InvalidInput(f"body: {e}", field="body") from None
     try:

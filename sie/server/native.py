@@ -6,9 +6,8 @@ import time
 
 from fastapi import APIRouter, Path, Request
 
-from sie.errors import InvalidInput
 from sie.runtime.results import EncodedItem, Timing
-from sie.server.errors import PayloadTooLarge
+from sie.server.errors import PayloadTooLarge, UnprocessableInput
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.schemas import EncodeRequest, ExtractRequest, Item, ScoreRequest, TokenizeRequest
 
@@ -59,8 +58,8 @@ def refuse_truncated(results: list, max_tokens: int, field: str, setting: str) -
     input the engine had to cut is a 422 naming it, the limit and the option that refused it."""
     for i, r in enumerate(results):
         if r.truncated:
-            raise InvalidInput(f"{field}[{i}]: longer than the model's limit of {max_tokens} tokens and {setting}",
-                               field=f"{field}[{i}]", status=422)
+            raise UnprocessableInput(f"{field}[{i}]: longer than the model's limit of {max_tokens} tokens and "
+                                     f"{setting}", field=f"{field}[{i}]")
 
 
 def timing(t: Timing | None) -> dict | None:

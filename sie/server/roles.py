@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sie.errors import InvalidInput
+from sie.server.errors import UnprocessableInput
 
 # A card has a query prompt and a document prompt. Cohere's symmetric tasks (classification, clustering)
 # embed texts as they are stored, so they take the document side, as does a request that names no role.
@@ -16,6 +16,6 @@ def is_query(name: str | None, field: str) -> bool:
         return False
     if name in QUERY:
         return True
-    raise InvalidInput(f"{field}: '{name}' is not a role this server knows; send one of "
-                       f"{', '.join(QUERY + DOCUMENT)} (a model card has a query and a document prompt)",
-                       field=field, status=422)
+    raise UnprocessableInput(f"{field}: '{name}' is not a role this server knows; send one of "
+                             f"{', '.join(QUERY + DOCUMENT)} (a model card has a query and a document prompt)",
+                             field=field)

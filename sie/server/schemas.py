@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sie.errors import InvalidInput
+from sie.server.errors import UnprocessableInput
 
 
 class _Body(BaseModel):
@@ -109,7 +109,7 @@ class EmbeddingsRequest(BaseModel):
     def _no_token_arrays(cls, value: object) -> object:
         items = value if isinstance(value, list) else [value]
         if any(isinstance(v, int) or (isinstance(v, list) and any(isinstance(t, int) for t in v)) for v in items):
-            raise InvalidInput(TOKEN_ARRAYS, field="input", status=422)
+            raise UnprocessableInput(TOKEN_ARRAYS, field="input")
         return value
 
 

@@ -23,7 +23,7 @@ from sie.catalog import ModelCard
 from sie.codec import decode_body
 from sie.errors import InvalidInput, SieError, UnknownModel, UnsupportedCapability
 from sie.runtime.scoring import cosine
-from sie.server.errors import invalid
+from sie.server.errors import Draining, UnprocessableInput, http_status, invalid
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits, refuse_truncated
 from sie.server.roles import is_query
@@ -42,25 +42,27 @@ from sie.server.tei_schemas import (
 
 
 class Empty(InvalidInput):
-    code, status = "empty", 400
+    code = "empty"
 
 
-# sie's status → (TEI's status, TEI's error_type). TEI answers a model of the wrong kind with 424 "Backend".
+# sie's status (sie.server.errors.http_status) → (TEI's status, TEI's error_type). TEI answers a model of the
+# wrong kind with 424 "Backend".
 def _tei_error(err: SieError) -> Response:
+    sie_status = http_status(err)
     if err.code == "empty":
         status, kind = 400, "Empty"
-    elif isinstance(err, UnsupportedCapability) or err.status in (500, 502):
+    elif isinstance(err, UnsupportedCapability) or sie_status in (500, 502):
         status, kind = 424, "Backend"
-    elif err.status in (400, 422):
+    elif sie_status in (400, 422):
         status, kind = 422, "Validation"
-    elif err.status == 413:
+    elif sie_status == 413:
         status, kind = 413, "Validation"
-    elif err.status == 429:
+    elif sie_status == 429:
         status, kind = 429, "Overloaded"
-    elif err.status == 503:
+    elif sie_status == 503:
         status, kind = 503, "Unhealthy"
     else:  # 401, 403, 404, 499: cases TEI does not have; sie's status, TEI's shape
-        status, kind = err.status, "Validation"
+        status, kind = sie_status, "Validation"
     headers = {"Retry-After": str(max(1, math.ceil(err.retry_after)))} if err.retry_after is not None else None
     return JSONResponse({"error": err.message, "error_type": kind}, status_code=status, headers=headers)
 
@@ -99,8 +101,8 @@ def _texts(request: Request, inputs: str | list[str]) -> list[str]:
 
 def _right_only(direction: Direction, field: str = "truncation_direction") -> None:
     if direction.lower() != "right":
-        raise InvalidInput(f"{field}: 'left' is not supported; sie truncates inputs at the right (the end)",
-                           field=field, status=422)
+        raise UnprocessableInput(f"{field}: 'left' is not supported; sie truncates inputs at the right (the end)",
+                                 field=field)
 
 
 def _check_truncation(card: ModelCard, results: list, truncate: bool | None, field: str = "inputs") -> None:
@@ -177,8 +179,8 @@ async def rerank(request: Request, model: str) -> Response:
     if not body.texts:
         raise Empty("texts: the list is empty; send at least one text", field="texts")
     if body.raw_scores:
-        raise InvalidInput("raw_scores: not supported; scores are the card's relevance (e.g. the sigmoid of a "
-                           "cross-encoder's logit), and raw logits are not exposed", field="raw_scores", status=422)
+        raise UnprocessableInput("raw_scores: not supported; scores are the card's relevance (e.g. the sigmoid of a "
+                                 "cross-encoder's logit), and raw logits are not exposed", field="raw_scores")
     _right_only(body.truncation_direction)
     check_limits(request, body.texts, field="texts")
     check_limits(request, [body.query], field="query")
@@ -202,13 +204,13 @@ def _predict_texts(inputs: str | list[str] | list[list[str]]) -> tuple[list[str]
     if inputs and all(isinstance(x, str) for x in inputs):
         if len(inputs) == 1:
             return list(inputs), True
-        raise InvalidInput("inputs: text pairs ([a, b]) are not supported; send a text or a batch [[text], ...]",
-                           field="inputs", status=422)
+        raise UnprocessableInput("inputs: text pairs ([a, b]) are not supported; send a text or a batch [[text], ...]",
+                                 field="inputs")
     texts = []
     for i, x in enumerate(inputs):
         if not isinstance(x, list) or len(x) != 1:
-            raise InvalidInput(f"inputs[{i}]: text pairs are not supported; each batch entry is [text]",
-                               field=f"inputs[{i}]", status=422)
+            raise UnprocessableInput(f"inputs[{i}]: text pairs are not supported; each batch entry is [text]",
+                                     field=f"inputs[{i}]")
         texts.append(x[0])
     return texts, False
 
@@ -219,8 +221,8 @@ async def predict(request: Request, model: str) -> Response:
     texts, single = _predict_texts(body.inputs)
     texts = _texts(request, texts)
     if body.raw_scores:
-        raise InvalidInput("raw_scores: not supported; scores are the card's class probabilities",
-                           field="raw_scores", status=422)
+        raise UnprocessableInput("raw_scores: not supported; scores are the card's class probabilities",
+                                 field="raw_scores")
     _right_only(body.truncation_direction)
     engine = request.app.state.engine
     card = engine.card(model)
@@ -274,8 +276,8 @@ async def decode(request: Request, model: str) -> Response:
     for b, ids in enumerate(batch):
         for i, t in enumerate(ids):
             if not 0 <= t < vocab:
-                raise InvalidInput(f"ids[{b}][{i}]: {t} is not a token id of this model's vocabulary "
-                                   f"(0..{vocab - 1})", field="ids", status=422)
+                raise UnprocessableInput(f"ids[{b}][{i}]: {t} is not a token id of this model's vocabulary "
+                                         f"(0..{vocab - 1})", field="ids")
     return respond(request, backend.decode_batch(batch, skip_special_tokens=body.skip_special_tokens))
 
 
@@ -319,9 +321,9 @@ async def health(request: Request, model: str) -> Response:
     """200 while the model can serve; 503 when it failed to load or the server is draining."""
     state = request.app.state.engine.model_state(model)
     if request.app.state.draining:
-        raise SieError("server: draining after SIGTERM", status=503, retry_after=5)
+        raise Draining("server: draining after SIGTERM", retry_after=5)
     if state["error"]:
-        raise SieError(f"model: '{state['name']}' cannot serve: {state['error']}", status=503)
+        raise SieError(f"model: '{state['name']}' cannot serve: {state['error']}", code="model_unavailable")
     return Response(status_code=200)
 
 

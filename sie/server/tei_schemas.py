@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from sie.errors import InvalidInput
+from sie.server.errors import UnprocessableInput
 
 # TEI accepts both spellings (serde aliases "left"/"Left").
 Direction = Literal["right", "Right", "left", "Left"]
@@ -19,8 +19,7 @@ Direction = Literal["right", "Right", "left", "Left"]
 def _no_token_ids(value: object) -> object:
     items = value if isinstance(value, list) else [value]
     if any(isinstance(v, int) or (isinstance(v, list) and v and isinstance(v[0], int)) for v in items):
-        raise InvalidInput("inputs: token ids are not supported here; send text (strings)", field="inputs",
-                           status=422)
+        raise UnprocessableInput("inputs: token ids are not supported here; send text (strings)", field="inputs")
     return value
 
 

@@ -96,6 +96,14 @@ def test_secrets_must_be_env_references():
     assert err.field == "sink.api_key" and "plain-key" not in err.message  # a default would be a literal secret
 
 
+@pytest.mark.parametrize("key", ["password", "token", "secret"])
+def test_the_pipeline_files_secret_keys_are_secrets_in_a_sink_too(key):
+    """One set of secret keys (connectors.config.SECRET_KEYS, which pipelines.spec uses): a literal value under
+    any of them is refused before anything else is said about the key, and never echoed."""
+    err = error({"type": "qdrant", "collection": "docs", "url": "http://q:6333", key: "hunter2"})
+    assert err.field == f"sink.{key}" and "is a secret" in err.message and "hunter2" not in err.message
+
+
 def test_defaults_and_batch_sizes():
     chroma = load_config({"type": "chroma", "collection": "docs"}, {})
     assert isinstance(chroma, ChromaConfig) and chroma.path is None and chroma.url is None

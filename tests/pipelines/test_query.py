@@ -17,6 +17,7 @@ from pipelines.errors import PipelineError
 from pipelines.paths import matches
 from pipelines.query import QueryRunner
 from pipelines.spec import load_pipeline
+from sie.server.errors import http_status
 
 #: The registered steps this module tests, and the prefix of the tests that do ("": every test here runs it),
 #: for test_spec.py's registry rule.
@@ -107,7 +108,7 @@ def test_a_query_deadline_that_leaves_nothing_usable_is_a_504_naming_the_step(co
     with pytest.raises(PipelineError) as err:
         ask(collection, engine, "", deadline_ms=1)  # the query's own encode cannot finish in 1 ms
     e = err.value
-    assert e.status == 504 and e.code == "deadline_exceeded" and e.field == "deadline_ms"
+    assert http_status(e) == 504 and e.code == "deadline_exceeded" and e.field == "deadline_ms"
     assert e.message.startswith("encode: the query's deadline_ms (1 ms) ran out during this step")
 
 

@@ -18,6 +18,7 @@ from pipelines.errors import SpecError
 from pipelines.json_schema import pipeline_schema
 from pipelines.spec import load_pipeline, parse_pipeline
 from pipelines.steps import INGEST_STEPS, QUERY_STEPS, step_class
+from sie.server.errors import http_status
 
 FULL = """\
     name: handbook
@@ -166,7 +167,7 @@ def test_load_pipeline_reads_a_file_and_names_it_as_given(tmp_path):
     with pytest.raises(SpecError) as e:
         load_pipeline(path, shown_as="p.yaml")
     assert e.value.message.startswith("p.yaml:1:7 name: expected lower-case letters")
-    assert e.value.code == "invalid_pipeline" and e.value.status == 400
+    assert e.value.code == "invalid_pipeline" and http_status(e.value) == 400
 
 
 def test_dead_letters_follow_sie_dlq_dir_unless_the_file_names_a_path(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from sie import Engine
 from sie.config import Settings
 from sie.errors import InvalidInput, SieError, UnknownModel
+from sie.server.errors import http_status
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -31,7 +32,7 @@ def test_bad_items(engine, items, field, fragment):
     with pytest.raises(InvalidInput) as info:
         engine.encode_sync(MINILM, items)
     assert info.value.field == field
-    assert info.value.status == 400
+    assert http_status(info.value) == 400
     assert fragment in info.value.message and info.value.message.startswith(field)
 
 
@@ -52,7 +53,7 @@ def test_bad_options(engine, options, field, fragment):
 def test_unknown_model_is_404_with_a_suggestion(engine):
     with pytest.raises(UnknownModel) as info:
         engine.encode_sync("all-MiniLM-L6-v3", ["hello"])
-    assert info.value.status == 404 and "did you mean" in info.value.message
+    assert http_status(info.value) == 404 and "did you mean" in info.value.message
 
 
 def test_over_long_text_is_truncated_and_flagged_not_rejected(engine):

@@ -14,6 +14,7 @@ from sie import Engine
 from sie.config import Settings
 from sie.errors import ModelLoadFailed, ModelLoading, ResourceExhausted
 from sie.runtime.loaded_model import estimate_footprint
+from sie.server.errors import http_status
 
 NAMES = ("m/a", "m/b", "m/c")
 
@@ -114,7 +115,7 @@ def test_no_evictable_model_means_resource_exhausted(make_engine):
     e.preload()
     with pytest.raises(ResourceExhausted) as info:
         use(e, "m/c")
-    assert info.value.status == 503 and info.value.retry_after
+    assert http_status(info.value) == 503 and info.value.retry_after
     assert "m/a" in info.value.message and "pinned" in info.value.message
     assert tiers(e)["m/c"] == "unloaded"  # not remembered as failed: it may fit later
 
@@ -134,7 +135,7 @@ def test_waiting_for_a_load_is_bounded(make_engine):
     e = make_engine(load_wait_timeout=0.001)
     with pytest.raises(ModelLoading) as info:
         use(e, "m/c")
-    assert info.value.status == 503 and info.value.retry_after >= 1
+    assert http_status(info.value) == 503 and info.value.retry_after >= 1
     deadline = time.monotonic() + 30
     while tiers(e)["m/c"] != "device" and time.monotonic() < deadline:  # the load went on without us
         time.sleep(0.02)

@@ -11,6 +11,7 @@ import pytest
 from sie import SieClient
 from sie.errors import SieError
 from sie.protocol import EngineProtocol
+from sie.server.errors import http_status
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -58,17 +59,18 @@ def test_async_api_and_protocol(server):
 
 
 def test_errors_carry_code_field_and_status(server):
+    """The server's code and field come back on the client's error; the status is its code's, at the edge."""
     client = SieClient(server.url, api_key="test-key")
     try:
         with pytest.raises(SieError) as info:
             client.encode_sync("no-such-model", ["x"])
-        assert info.value.code == "model_not_found" and info.value.status == 404 and info.value.field == "model"
+        assert info.value.code == "model_not_found" and http_status(info.value) == 404 and info.value.field == "model"
         with pytest.raises(SieError) as info:
             client.encode_sync(MINILM, ["x"], dims=7)
-        assert info.value.status == 400 and info.value.field == "dims"
+        assert info.value.code == "invalid_input" and http_status(info.value) == 400 and info.value.field == "dims"
         with pytest.raises(SieError) as info:
             SieClient(server.url, api_key="bad").encode_sync(MINILM, ["x"])
-        assert info.value.status == 401
+        assert info.value.code == "unauthorized" and http_status(info.value) == 401
     finally:
         client.close()
 

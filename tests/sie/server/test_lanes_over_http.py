@@ -10,6 +10,7 @@ import pytest
 
 from sie import SieClient
 from sie.errors import SieError
+from sie.server.errors import http_status
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 LONG = ["sentence " * 200 for _ in range(64)]  # 64 × ~200 tokens (under SIE_MAX_CHARS): seconds of CPU work
@@ -75,7 +76,7 @@ def test_the_sdk_sends_the_lane_and_one_budget_for_the_whole_call(server):
         assert items[0].dense.shape == (384,)
         with pytest.raises(SieError) as err:
             client.encode_sync(MINILM, LONG, timeout_ms=50)
-        assert err.value.code == "deadline_exceeded" and err.value.status == 504
+        assert err.value.code == "deadline_exceeded" and http_status(err.value) == 504
     finally:
         client.close()
 
