@@ -7,7 +7,7 @@ Incremental: a source whose content hash and steps fingerprint a sink already co
 that sink; a changed one gets its new chunks written, then its stale chunks deleted (pipelines.writer);
 with `sync_deletions`, sources that disappeared are deleted once every file was read. Failures: model
 steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
-an engine still unreachable after the retries stops the run as failed (a rerun resumes it). Sink
+an engine still unreachable or busy (429/503) after the retries stops the run as failed (a rerun resumes it). Sink
 writes are retried per batch and sink; what still fails goes to the dead-letter file, and `retry_dlq`
 replays it. Each sink is opened by pipelines.targets: a sink that no longer holds what the
 run store committed is backfilled, `full` reprocesses everything, and a changed sink schema is written
@@ -364,12 +364,13 @@ class IngestRunner:
         try:
             self._apply(steps, live, retries=self.p.retry.attempts)
         except Exception as e:
-            if getattr(e, "code", None) == "unreachable":
-                # No document is at fault: stop here rather than dead-letter the whole corpus, each batch
-                # after its own full retry budget. What is not committed is simply redone by a rerun.
+            if getattr(e, "code", None) == "unreachable" or _engine_busy(e):
+                # No document is at fault (the engine is gone, or still refusing work for want of memory or
+                # queue room): stop here rather than dead-letter the whole corpus, each batch after its own
+                # full retry budget. What is not committed is simply redone by a rerun.
                 raise PipelineError(f"engine: {e.message.removeprefix('server: ')} (after "
                                     f"{self.p.retry.attempts} attempt(s)); the run stopped: rerun to resume",
-                                    field="engine", code="unreachable") from None
+                                    field="engine", code=e.code) from None
             if len(live) == 1:
                 live[0].failed["*"] = f"steps: {_reason(e)}"
             else:
@@ -470,6 +471,12 @@ def _transient(e: BaseException) -> bool:
     """Worth retrying: an error without a code (a crash, a dropped connection), or one whose code the server's
     edge answers with a retryable status."""
     return not isinstance(getattr(e, "code", None), str) or http_status(e) in TRANSIENT_STATUS
+
+
+def _engine_busy(e: BaseException) -> bool:
+    """The engine refused the work for now (429 queue full, 503 out of memory or still loading): the same
+    batch would be refused source by source too, so isolating sources would only dead-letter them all."""
+    return isinstance(getattr(e, "code", None), str) and http_status(e) in (429, 503)
 
 
 def _reason(e: BaseException) -> str:

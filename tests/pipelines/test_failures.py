@@ -188,3 +188,40 @@ def test_a_sink_that_cannot_be_opened_fails_the_run_and_names_it(tmp_path, engin
     assert report.state == "failed" and len(report.errors) == 1
     assert report.errors[0].startswith(f"sinks[1] (chroma:flaky): sink.url: cannot open chroma at {url}")
     assert report.counters["stages"]["read"] == 0                 # nothing was read, nothing half-written
+
+
+def test_an_engine_without_room_stops_the_run_without_dead_letters(tmp_path, engine, pipeline_catalog):
+    """503 resource_exhausted is the engine's state, not a document's fault: after the retries the run stops
+    (resumable) instead of isolating and dead-lettering every source; on an engine with room the rerun
+    writes exactly the corpus."""
+    from sie.config import Settings
+    from sie.runtime.engine import Engine
+
+    write_corpus(tmp_path / "docs", {n: paragraphs(n, 1, c) for n, c in DOCS.items()})
+    path = write_pipeline(tmp_path, """\
+        name: flaky
+        source: {type: files, root: ./docs}
+        steps:
+          - chunk: {by: paragraphs, size: 1}
+          - encode: {model: tiny/embed}
+        sinks:
+          - {type: lancedb, uri: ./lance, collection: flaky}
+        retry: {attempts: 2, backoff_s: 0.01}
+    """)
+    cramped = Engine(Settings(device="cpu", threads=1, catalog_dirs=[str(pipeline_catalog)], cpu_precision="fp32",
+                              memory_budget="1MiB"))
+    try:
+        events: list[tuple[str, dict]] = []
+        report = ingest(path, cramped, listener=lambda event, data: events.append((event, data)))
+    finally:
+        cramped.close()
+    assert report.state == "failed" and report.dead_letters == 0 and dead_letters(tmp_path) == []
+    assert [d["attempt"] for e, d in events if e == "retry"] == [1]
+    assert any(e.startswith("engine: memory: 'tiny/embed' needs") and "device budget is 1 MiB" in e
+               and "the run stopped: rerun to resume" in e for e in report.errors), report.errors
+
+    rerun = ingest(path, engine)
+    assert rerun.state == "succeeded" and rerun.dead_letters == 0
+    sink = open_sink_of(path)
+    assert sink.count() == sum(DOCS.values())
+    sink.close()
