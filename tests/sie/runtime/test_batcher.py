@@ -2,13 +2,17 @@
 
 Out-of-memory cannot be provoked deterministically on a CPU, so one runner here stands in for a
 small device: it is the real BERT runner, refusing (torch.OutOfMemoryError) any forward pass over
-more tokens than its `limit`.
+more tokens than its `limit`, and, while a test holds it, keeping the compute thread busy (so requests
+queue up and the batches cut from them follow the batcher's rules, not the timing of the machine).
 """
 
 from __future__ import annotations
 
 import asyncio
 import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -21,10 +25,22 @@ from sie.models import RUNNERS
 from sie.models.bert import BertRunner
 
 
+@dataclass
+class Hold:
+    """Holds the compute thread inside a forward pass: `entered` once it is there, it waits for `release`."""
+
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 class SmallDeviceRunner(BertRunner):
     limit = 10**9
+    hold: Hold | None = None
 
     def forward(self, batch):
+        if self.hold is not None:
+            self.hold.entered.set()
+            assert self.hold.release.wait(30), "the test never released the held compute thread"
         if batch.num_tokens > self.limit:
             raise torch.OutOfMemoryError(f"test device: {batch.num_tokens} tokens > {self.limit}")
         return super().forward(batch)
@@ -77,15 +93,47 @@ def test_oom_on_a_single_sequence_fails_that_request_only(engine):
     assert engine.encode_sync("t/normal", ["other models keep serving"])[0].dense.shape == (64,)
 
 
-def test_requests_are_merged_into_shared_batches(engine):
-    async def burst():
-        return await asyncio.gather(*(engine.encode("t/normal", [t]) for t in TEXTS * 4))
-
+def test_requests_are_merged_into_shared_batches(engine, monkeypatch):
+    texts = TEXTS * 4                      # 32 one-text requests
     engine.encode_sync("t/normal", ["warm"])
-    count_before = engine.metrics.registry.get_sample_value("sie_batch_items_count", {"model": "t/normal"})
-    results = engine._sync.run(burst())
-    batches = engine.metrics.registry.get_sample_value("sie_batch_items_count", {"model": "t/normal"}) - count_before
-    assert len(results) == 32 and batches < 32  # some forward passes served several requests
+    engine.encode_sync("t/small", ["warm"])
+    normal = engine.model("t/normal")
+    (length,) = {len(s.ids) for s in normal.tokenizer.encode(texts)}  # every text is 9 tokens with [CLS]/[SEP]
+    budget = normal.token_budget                                        # the card's 256 (under the CPU cap)
+    assert (length, budget) == (9, 256)
+    # The batcher cuts a queue front to back, adding sequences while the batch stays within the budget: with
+    # all 32 queued at once and every one 9 tokens, a batch holds 256 // 9 = 28 (252 tokens; a 29th would
+    # make 261), so the 32 requests take ceil(32 / 28) = 2 forward passes: 28 sequences, then 4.
+    per_batch = budget // length
+    expected = -(-len(texts) // per_batch)
+    assert expected == 2
+
+    def sample(name: str) -> float:
+        return engine.metrics.registry.get_sample_value(name, {"model": "t/normal"})
+
+    async def burst():
+        return await asyncio.gather(*(engine.encode("t/normal", [t]) for t in texts))
+
+    before = {name: sample(name) for name in ("sie_batch_items_count", "sie_batch_items_sum", "sie_batch_tokens_sum")}
+    hold = Hold()
+    monkeypatch.setattr(SmallDeviceRunner, "hold", hold)
+    loop = engine._sync.loop
+    busy = asyncio.run_coroutine_threadsafe(engine.encode("t/small", ["keeps the compute thread busy"]), loop)
+    try:
+        assert hold.entered.wait(30)
+        requests = asyncio.run_coroutine_threadsafe(burst(), loop)
+        deadline = time.monotonic() + 30
+        while engine.batcher.depth("t/normal") < len(texts) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert engine.batcher.depth("t/normal") == len(texts)  # every request queued before any batch is cut
+    finally:
+        hold.release.set()
+    busy.result(60)
+    results = requests.result(60)
+    assert [r[0].tokens for r in results] == [length] * len(texts)
+    done = {name: sample(name) - before[name] for name in before}
+    assert done == {"sie_batch_items_count": expected, "sie_batch_items_sum": len(texts),
+                    "sie_batch_tokens_sum": len(texts) * length}
 
 
 def test_cancelled_job_is_not_computed(engine):
