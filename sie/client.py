@@ -33,7 +33,7 @@ import numpy as np
 from sie.background_loop import BackgroundLoop
 from sie.call_options import check_flags, check_lane, check_scheduling, reject_unknown
 from sie.codec import JSON, MSGPACK, TIMEOUT_HEADER, decode_body, encode_body, unpack_array
-from sie.errors import DeadlineExceeded, SieError
+from sie.errors import DeadlineExceeded, InvalidInput, SieError, UnprocessableInput
 from sie.runtime.results import (
     Classification,
     EncodedItem,
@@ -245,8 +245,11 @@ class SieClient:
             if resp.status_code >= 400:
                 err = data.get("error", {}) if isinstance(data, dict) else {}
                 retry = resp.headers.get("retry-after")
-                raise SieError(err.get("message", f"HTTP {resp.status_code}"), code=err.get("code", "http_error"),
-                               field=err.get("field"), retry_after=float(retry) if retry else None)
+                code = err.get("code", "http_error")
+                # The one code answered with two statuses (see sie.server.errors.http_status): keep which it was.
+                kind = UnprocessableInput if resp.status_code == 422 and code == InvalidInput.code else SieError
+                raise kind(err.get("message", f"HTTP {resp.status_code}"), code=code,
+                           field=err.get("field"), retry_after=float(retry) if retry else None)
             return data
         raise AssertionError("unreachable")
 

@@ -57,6 +57,11 @@ class WeightsNotFound(ModelLoadFailed):
     """The card's weights are not on this machine; the message says where we looked."""
 
 
+class UnprocessableInput(InvalidInput):
+    """The request does not fit the shape its route takes: a wrong type, an unknown or missing field, a form
+    of input the route does not support. Same code as InvalidInput; the server's edge answers it 422."""
+
+
 class ModelLoading(SieError):
     """The model is still loading after the wait timeout; retry after the hinted seconds."""
 

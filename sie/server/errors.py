@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sie.codec import encode_body, wants_msgpack
-from sie.errors import InvalidInput, SieError
+from sie.errors import InvalidInput, SieError, UnprocessableInput  # noqa: F401 (UnprocessableInput: the routes import it from here)
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,6 @@ HTTP_STATUS: dict[str, int] = {
 #: Input that does not fit its route's shape keeps the code `invalid_input` and answers 422, as FastAPI's
 #: own validation does and the compatibility routes' clients expect.
 UNPROCESSABLE = 422
-
-
-class UnprocessableInput(InvalidInput):
-    """The request does not fit the shape its route takes: a wrong type, an unknown or missing field, a form
-    of input the route does not support."""
 
 
 class PayloadTooLarge(SieError):

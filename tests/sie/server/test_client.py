@@ -113,7 +113,7 @@ def test_admission_reject_raises_the_first_429_instead_of_waiting(small_queue):
         client.close()
     refused = [o for o in outcomes if isinstance(o, SieError)]
     assert refused and all(o == 16 for o in outcomes if not isinstance(o, SieError))
-    assert all((e.code, e.status) == ("queue_full", 429) and e.retry_after for e in refused)
+    assert all((e.code, http_status(e)) == ("queue_full", 429) and e.retry_after for e in refused)
 
 
 def test_unreachable_server_is_a_clear_error():

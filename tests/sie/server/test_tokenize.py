@@ -11,6 +11,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from sie import SieClient
+from sie.server.errors import http_status
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 LONG = "word " * 600  # 3000 characters (over this server's SIE_MAX_CHARS) and 600 tokens (over max_tokens 256)
@@ -141,7 +142,7 @@ def test_client_tokenize_errors_are_the_servers(client):
 
     with pytest.raises(SieError) as info:
         client.count_tokens_sync("no-such-model", ["x"])
-    assert (info.value.status, info.value.code, info.value.field) == (404, "model_not_found", "model")
+    assert (http_status(info.value), info.value.code, info.value.field) == (404, "model_not_found", "model")
     with pytest.raises(SieError) as info:
         client.tokenize_sync(MINILM, [5])
-    assert (info.value.status, info.value.field) == (422, "items[0].text")
+    assert (http_status(info.value), info.value.field) == (422, "items[0].text")
