@@ -2,9 +2,9 @@
 the model's token budget and gets one raw row per sequence back.
 
 Every kind of work (encode, score, extract: the batcher's labels) is the same pass: pack the sequences
-longest first, run the runner once, and let each kind the batch asks for fill its key of every row from
-the token states (sie.runtime.kinds: dense → "dense", splade → "sparse", cross-encoder → "logits", GLiNER
-→ "spans", ...). A batch holds sequences of one batcher key, so its metas agree on what is asked (which
+(they come longest first), run the runner once, and let each kind the batch asks for fill its key of every
+row from the token states (sie.runtime.kinds: dense → "dense", splade → "sparse", cross-encoder → "logits",
+GLiNER → "spans", ...). A batch holds sequences of one batcher key, so its metas agree on what is asked (which
 encode outputs, which role, which kind); per-sequence data (GLiNER word positions) differs.
 
 Raw rows are what every request in the batch shares; per-request choices (Matryoshka width,
@@ -34,29 +34,17 @@ class EncodeMeta:
         return tuple(output_kind_name(card, output) for output in self.outputs)
 
 
-def longest_first(seqs: list[Tokenized]) -> list[int]:
-    return sorted(range(len(seqs)), key=lambda i: -len(seqs[i].ids))
-
-
-def _in_order(rows: list[Any], order: list[int]) -> list[Any]:
-    out: list[Any] = [None] * len(order)
-    for row, i in enumerate(order):
-        out[i] = rows[row]
-    return out
-
-
 def forward_batch(loaded: LoadedModel, seqs: list[Tokenized], metas: list[Any]) -> list[dict[str, Any]]:
-    """One row per sequence (in `seqs` order): each asked kind's value under its key."""
-    order = longest_first(seqs)
-    batch = loaded.pack(seqs, order)
+    """One row per sequence, in order: each asked kind's value under its key. `seqs` come longest first, as
+    packing needs them (the batcher's batches and `LoadedModel.batches` are cut that way)."""
+    batch = loaded.pack(seqs, list(range(len(seqs))))
     hidden = loaded.runner.forward(batch)
-    packed = [metas[i] for i in order]
-    rows: list[dict[str, Any]] = [{} for _ in order]
-    for name in packed[0].kinds(loaded.card):
+    rows: list[dict[str, Any]] = [{} for _ in seqs]
+    for name in metas[0].kinds(loaded.card):
         asked = kind(name)
-        for r, value in zip(rows, asked.compute(loaded, hidden, batch, packed)):
+        for r, value in zip(rows, asked.compute(loaded, hidden, batch, metas)):
             r[asked.row] = value
-    return _in_order(rows, order)
+    return rows
 
 
 COMPUTE: dict[str, BatchCompute] = dict.fromkeys(("encode", "score", "extract"), forward_batch)
