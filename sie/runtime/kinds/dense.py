@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from sie.catalog.card import ModelCard
@@ -28,10 +27,11 @@ class DenseKind(OutputKind):
         validate_encode_options(card, dims=ask.dims, dtype=ask.dtype, normalize=ask.normalize)
 
     def compute(self, loaded: LoadedModel, hidden: torch.Tensor, batch: PackedBatch, metas: list[Any]) -> list:
-        """Pooled, unnormalized full-width float32 vectors (width and normalization are per request)."""
-        return list(pool(hidden, batch, loaded.card.pooling).float().cpu().numpy())
+        """Pooled, unnormalized full-width float32 vectors on the host (width and normalization are per
+        request). They stay torch tensors until `finish` has shaped them: one conversion to numpy, for the wire."""
+        return list(pool(hidden, batch, loaded.card.pooling).float().cpu())
 
     def finish(self, card: ModelCard, tokenizer, rows: list, ask: Any) -> list:
-        vectors = finish(torch.from_numpy(np.stack(rows)), dims=None if ask.dims == card.dense_dims else ask.dims,
+        vectors = finish(torch.stack(rows), dims=None if ask.dims == card.dense_dims else ask.dims,
                          normalize=card.normalize if ask.normalize is None else ask.normalize)
         return list(encode_vectors(vectors.numpy(), ask.dtype))
