@@ -36,7 +36,7 @@ class EncodeMeta:
 
 def forward_batch(loaded: LoadedModel, seqs: list[Tokenized], metas: list[Any]) -> list[dict[str, Any]]:
     """One row per sequence, in order: each asked kind's value under its key. `seqs` come longest first, as
-    packing needs them (the batcher's batches and `LoadedModel.batches` are cut that way)."""
+    packing needs them (the batcher cuts its batches that way)."""
     batch = loaded.pack(seqs, list(range(len(seqs))))
     hidden = loaded.runner.forward(batch)
     rows: list[dict[str, Any]] = [{} for _ in seqs]
