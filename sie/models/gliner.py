@@ -9,8 +9,8 @@ model.safetensors):
 - `prompt_rep_layer`: a 2-layer MLP over the <<ENT>> token states (one per label);
 - `span_rep_layer.span_rep_layer`: start/end MLPs, ReLU(concat), an output projection.
 Score of (start word i, width k, label c) = sigmoid(span_rep[i, k] · prompt_rep[c]).
-Input preparation (prompt words, word splitting) and span decoding live in sie.runtime.gliner_inputs
-and sie.runtime.span_decoding.
+Input preparation (prompt words, word splitting) and span decoding are the GLiNER kind's
+(sie.runtime.kinds.gliner).
 """
 
 from __future__ import annotations

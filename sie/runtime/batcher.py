@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import logging
 import threading
 import time
@@ -349,6 +350,7 @@ class TokenBudgetBatcher:
 
     def _run(self, batch: _Batch) -> None:
         loaded = batch.pieces[0].job.loaded
+        batch.pieces = _longest_first(batch.pieces)
         start = time.monotonic()
         try:
             results = self._compute_with_recovery(batch.model, loaded, batch.pieces, may_evict=True)
@@ -408,6 +410,19 @@ class TokenBudgetBatcher:
     def _fail(self, pieces: list[_Piece], error: SieError) -> None:
         for job in {id(p.job): p.job for p in pieces}.values():
             _fail_job(job, error)
+
+
+def _longest_first(pieces: list[_Piece]) -> list[_Piece]:
+    """A batch's pieces longest first, as packing needs them. Each job's pieces were queued longest first, so
+    a batch is a few such runs (one per job it took from): they are merged, not sorted again; pieces of equal
+    length keep their queue order."""
+    runs: list[list[_Piece]] = []
+    for piece in pieces:
+        if runs and piece.tokens <= runs[-1][-1].tokens:
+            runs[-1].append(piece)
+        else:
+            runs.append([piece])
+    return runs[0] if len(runs) == 1 else list(heapq.merge(*runs, key=lambda p: -p.tokens))
 
 
 def _fail_job(job: Job, error: SieError) -> None:

@@ -1,21 +1,40 @@
-"""Encode beyond dense vectors: which outputs a request may ask for, the role-specific token sequences
-multivector models need (ColBERT markers and [MASK] augmentation), inference-free sparse queries, and
-the per-request finishing of sparse vectors (top-k, token strings).
+"""An encode request: validated options → the card's output kinds → one forward pass for every output the
+model computes → each output's per-request finishing.
+
+Which outputs a request may ask for is the card's; what each output needs (its options, whether the
+model computes it, how inputs are tokenized, how rows are finished) is its kind's (sie.runtime.kinds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from dataclasses import dataclass
 
 from sie.catalog.card import ModelCard
 from sie.errors import InvalidInput
-from sie.models.colbert import augmented_query, with_marker
-from sie.runtime.results import SparseVector
-from sie.runtime.tokenizer import TextTokenizer, Tokenized
+from sie.runtime.compute import EncodeMeta
+from sie.runtime.inputs import validate_texts
+from sie.runtime.kinds import OUTPUTS, output_kind
+from sie.runtime.kinds.base import OutputKind, Plan, Runtime, timing
+from sie.runtime.loaded_model import LoadedModel
+from sie.runtime.results import EncodedItem
+from sie.runtime.tokenizer import Tokenized
 
-OUTPUT_TYPES = ("dense", "sparse", "multivector")
+OUTPUT_TYPES = OUTPUTS
+
+
+@dataclass(frozen=True)
+class EncodeAsk:
+    """One encode request's options (see Engine.encode)."""
+
+    is_query: bool = False
+    dims: int | None = None
+    dtype: str = "float32"
+    normalize: bool | None = None
+    instruction: str | None = None
+    output_types: Sequence[str] | None = None
+    sparse_top_k: int | None = None
+    sparse_tokens: bool = False
 
 
 def output_types(card: ModelCard, asked: Sequence[str] | None) -> tuple[str, ...]:
@@ -44,71 +63,49 @@ def validate_top_k(top_k: object, field: str = "sparse_top_k") -> None:
         raise InvalidInput(f"{field}: expected a positive integer, got {top_k!r}", field=field)
 
 
-def role_sequences(card: ModelCard, tokenizer: TextTokenizer, texts: list[str], *, is_query: bool) -> list[Tokenized]:
-    """Token sequences for one role. Multivector models with markers get them after [CLS], at the
-    role's length limit; ColBERT queries are padded with [MASK] (see sie.models.colbert)."""
-    mv = card.capabilities.encode.multivector if card.capabilities.encode else None
-    if mv is None:
-        return tokenizer.encode(texts)
-    marker_token = mv.query_marker if is_query else mv.document_marker
-    limit = (mv.query_tokens if is_query else mv.document_tokens) or tokenizer.max_tokens
-    limit = min(limit, tokenizer.max_tokens)
-    marker = None if marker_token is None else _token_id(tokenizer, marker_token, "query_marker" if is_query
-                                                          else "document_marker")
-    seqs = tokenizer.limited(limit - (marker is not None)).encode(texts)
-    out = []
-    for s in seqs:
-        ids = with_marker(s.ids, marker)
-        if is_query and mv.mask_augmentation:
-            mask_id = _mask_id(tokenizer)
-            padded, keys = augmented_query(ids, mv.query_tokens, mask_id, mv.attend_to_mask_tokens)
-            out.append(s.with_ids(padded, keys))
-        else:
-            out.append(s.with_ids(ids) if marker is not None else s)
-    return out
+def declared_outputs(card: ModelCard) -> list[OutputKind]:
+    enc = card.capabilities.encode
+    return [output_kind(card, t) for t in OUTPUT_TYPES if getattr(enc, t) is not None]
 
 
-def idf_sparse(seqs: list[Tokenized], idf: dict[int, float], skip: set[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Inference-free sparse queries: each distinct token weighs its idf (tokens without one are left out)."""
-    out = []
-    for s in seqs:
-        ids = sorted({t for t in s.ids if t not in skip and idf.get(t, 0.0) > 0})
-        out.append((np.array(ids, dtype=np.int32), np.array([idf[t] for t in ids], dtype=np.float32)))
-    return out
+def validate(card: ModelCard, asked: dict[str, OutputKind], ask: EncodeAsk) -> None:
+    """Every asked output checks its options; dims/dtype without an output they shape are refused."""
+    for kind in asked.values():
+        kind.validate(card, ask)
+    if not any(kind.vector_options for kind in asked.values()) and (ask.dims is not None or ask.dtype != "float32"):
+        raise InvalidInput(f"dims/dtype: apply to dense vectors, and this request asks for {', '.join(asked)} "
+                           f"(add 'dense' to output_types)", field="dims" if ask.dims is not None else "dtype")
+    validate_top_k(ask.sparse_top_k)
 
 
-def term_frequency_sparse(seqs: list[Tokenized], skip: set[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Lexical sparse vectors without a model: 1 + ln(count) per distinct token id (ids ascending)."""
-    out = []
-    for s in seqs:
-        ids, counts = np.unique(np.array([t for t in s.ids if t not in skip], dtype=np.int64), return_counts=True)
-        out.append((ids.astype(np.int32), (1.0 + np.log(counts)).astype(np.float32)))
-    return out
+async def encode(rt: Runtime, card: ModelCard, items: list[str], ask: EncodeAsk) -> list[EncodedItem]:
+    texts = validate_texts(items)
+    asked = {output: output_kind(card, output) for output in output_types(card, ask.output_types)}
+    validate(card, asked, ask)
+    prefix = (card.prompts.query_prefix(ask.instruction) if ask.is_query
+              else ask.instruction if ask.instruction is not None else card.prompts.document)
+    texts = [prefix + t for t in texts] if prefix else texts
+    forward = tuple(output for output, kind in asked.items() if kind.computed(card, ask.is_query))
+    # Only some outputs treat the roles differently (multivector: punctuation); elsewhere queries and
+    # documents share batches.
+    role = ("query" if ask.is_query else "document") if any(asked[o].role_sensitive for o in forward) else "any"
+    shaping = next((kind for kind in declared_outputs(card) if kind.shapes_sequences), None)
 
+    def sequences(loaded: LoadedModel) -> list[Tokenized]:
+        if shaping is None:
+            return loaded.tokenizer.encode(texts)
+        return shaping.sequences(card, loaded.tokenizer, texts, is_query=ask.is_query)
 
-def finish_sparse(indices: np.ndarray, values: np.ndarray, *, top_k: int | None, tokenizer: TextTokenizer | None
-                  ) -> SparseVector:
-    """Keep the top_k heaviest entries (ties: lower id first), ids ascending; add token strings when asked."""
-    if top_k is not None and len(values) > top_k:
-        keep = np.lexsort((indices, -values))[:top_k]
-        keep.sort()
-        indices, values = indices[keep], values[keep]
-    tokens = None if tokenizer is None else [tokenizer.backend.id_to_token(int(i)) or "" for i in indices]
-    return SparseVector(indices.astype(np.int32), values.astype(np.float32), tokens)
-
-
-def _token_id(tokenizer: TextTokenizer, token: str, field: str) -> int:
-    tid = tokenizer.backend.token_to_id(token)
-    if tid is None:
-        raise InvalidInput(f"capabilities.encode.multivector.{field}: token '{token}' is not in the vocabulary",
-                           field=f"capabilities.encode.multivector.{field}")
-    return tid
-
-
-def _mask_id(tokenizer: TextTokenizer) -> int:
-    for candidate in ("[MASK]", "<mask>"):
-        tid = tokenizer.backend.token_to_id(candidate)
-        if tid is not None:
-            return tid
-    raise InvalidInput("capabilities.encode.multivector.mask_augmentation: the tokenizer has no [MASK] token",
-                       field="capabilities.encode.multivector.mask_augmentation")
+    async with await rt.acquire(card) as loaded:
+        seqs, tokenize_s = await rt.prepare(loaded, lambda: sequences(loaded))
+        job = None
+        if forward:
+            job = await rt.run(loaded, Plan("encode", ("encode", forward, role), seqs,
+                                            [EncodeMeta(forward, role)] * len(seqs)))
+        rows = {output: [r[output] for r in job.results] if output in forward else kind.without_model(loaded, seqs)
+                for output, kind in asked.items()}
+        tokenizer = loaded.tokenizer
+    values = {output: kind.finish(card, tokenizer, rows[output], ask) for output, kind in asked.items()}
+    return [EncodedItem(**(dict.fromkeys(OUTPUT_TYPES) | {output: v[i] for output, v in values.items()}),
+                        tokens=len(s.ids), truncated=s.truncated, timing=timing(job, i, tokenize_s))
+            for i, s in enumerate(seqs)]

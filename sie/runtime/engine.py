@@ -3,7 +3,9 @@ the pipelines (`sie.client` implements the same methods over HTTP).
 
 A call: validate → lease the model from the pool (loading it if needed) → tokenize on a worker
 thread → queue the sequences in the model's batcher (merged with other requests into token-budget
-batches) → post-process per request (Matryoshka width, normalization, output dtype).
+batches) → post-process per request (Matryoshka width, normalization, output dtype). What each step
+does for a model is its card's kinds' (sie.runtime.kinds): the engine looks the card up once and hands
+the call to them, with a `Runtime` of its pool, tokenizer threads and batcher.
 
 Every call takes three scheduling options (nothing in a call blocks the event loop):
 - `priority`: "interactive" (default: queries, rerank at query time) is batched ahead of "batch"
@@ -20,31 +22,29 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 from sie.background_loop import BackgroundLoop
 from sie.call_options import Admission, check_lane, check_scheduling, reject_unknown
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
-from sie.errors import DeadlineExceeded, InvalidInput, SieError, UnsupportedCapability
+from sie.errors import DeadlineExceeded, SieError, UnsupportedCapability
 from sie.metrics import Metrics
-from sie.models.pooling import finish
-from sie.models.vector_dtype import encode_vectors
-from sie.runtime import encoding, extraction, scoring, zero_shot
+from sie.runtime import encoding, extraction
 from sie.runtime.allocator import keep_activation_memory
-from sie.runtime.batcher import LANES, Job, Lane, TokenBudgetBatcher
-from sie.runtime.compute import EncodeMeta
-from sie.runtime.inputs import validate_encode_options, validate_texts
+from sie.runtime.batcher import LANES, Lane, TokenBudgetBatcher
+from sie.runtime.inputs import validate_texts
+from sie.runtime.kinds import extract_kind, score_kind
+from sie.runtime.kinds.base import ExtractAsk, Runtime
 from sie.runtime.loaded_model import LoadedModel, estimate_footprint, load_model
 from sie.runtime.local_models import LocalModels, card_listing
 from sie.runtime.memory import device_budget, host_budget
 from sie.runtime.pool import LruModelPool
-from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, Timing, TokenizedText
+from sie.runtime.results import EncodedItem, ExtractedItem, ScoredItem, TokenizedText
 
 T = TypeVar("T")
 
@@ -221,57 +221,9 @@ class Engine:
                                                output_types=output_types, sparse_top_k=sparse_top_k,
                                                sparse_tokens=sparse_tokens), f"encode on '{model}'")
 
-    async def _encode(self, model: str, items: list[str], call: Call, *, is_query: bool = False,
-                      dims: int | None = None, dtype: str = "float32", normalize: bool | None = None,
-                      instruction: str | None = None, output_types: list[str] | None = None,
-                      sparse_top_k: int | None = None, sparse_tokens: bool = False) -> list[EncodedItem]:
-        card = self.catalog.get(model)
-        texts = validate_texts(items)
-        outputs = encoding.output_types(card, output_types)
-        if "dense" in outputs:
-            validate_encode_options(card, dims=dims, dtype=dtype, normalize=normalize)
-        elif dims is not None or dtype != "float32":
-            raise InvalidInput(f"dims/dtype: apply to dense vectors, and this request asks for {', '.join(outputs)} "
-                               f"(add 'dense' to output_types)", field="dims" if dims is not None else "dtype")
-        encoding.validate_top_k(sparse_top_k)
-        prefix = (card.prompts.query_prefix(instruction) if is_query
-                  else instruction if instruction is not None else card.prompts.document)
-        texts = [prefix + t for t in texts] if prefix else texts
-        sparse_spec = card.capabilities.encode.sparse
-        idf_queries = "sparse" in outputs and is_query and sparse_spec.query_weights == "idf"
-        lexical = "sparse" in outputs and sparse_spec.kind == "term-frequency"  # counted, never computed
-        forward = tuple(o for o in outputs if not (o == "sparse" and (idf_queries or lexical)))
-        # Only multivector outputs treat the roles differently (punctuation); elsewhere queries and documents
-        # share batches.
-        role = ("query" if is_query else "document") if "multivector" in forward else "any"
-        async with await self.pool.acquire(card.name) as loaded:
-            seqs, tokenize_s = await self._prepare(loaded, partial(encoding.role_sequences, card, loaded.tokenizer,
-                                                                   texts, is_query=is_query), call.lane)
-            job = None
-            if forward:
-                job = await self.batcher.run(loaded, "encode", ("encode", forward, role), seqs,
-                                             [EncodeMeta(forward, role)] * len(seqs), **call.batcher())
-            raw = job.results if job else [{} for _ in seqs]
-            if idf_queries or lexical:
-                skip = set(loaded.heads.special_ids.tolist()) if sparse_spec.skip_special_tokens else set()
-                rows = (encoding.term_frequency_sparse(seqs, skip) if lexical
-                        else encoding.idf_sparse(seqs, loaded.heads.idf, skip))
-                for r, row in zip(raw, rows):
-                    r["sparse"] = row
-            vocab = loaded.tokenizer if sparse_tokens else None
-        dense = [None] * len(seqs)
-        if "dense" in outputs:
-            vectors = finish(torch.from_numpy(np.stack([r["dense"] for r in raw])),
-                             dims=None if dims == card.dense_dims else dims,
-                             normalize=card.normalize if normalize is None else normalize)
-            dense = encode_vectors(vectors.numpy(), dtype)
-        top_k = sparse_top_k if sparse_top_k is not None else (sparse_spec.top_k if sparse_spec else None)
-        return [EncodedItem(dense[i], len(s.ids), s.truncated,
-                            sparse=encoding.finish_sparse(*raw[i]["sparse"], top_k=top_k, tokenizer=vocab)
-                            if "sparse" in outputs else None,
-                            multivector=raw[i].get("multivector"),
-                            timing=_timing(job, i, tokenize_s))
-                for i, s in enumerate(seqs)]
+    async def _encode(self, model: str, items: list[str], call: Call, **options) -> list[EncodedItem]:
+        return await encoding.encode(self._runtime(call), self.catalog.get(model), items,
+                                     encoding.EncodeAsk(**options))
 
     def encode_sync(self, model: str, items: list[str], **options) -> list[EncodedItem]:
         """Blocking convenience for scripts and pipelines; same code path as `encode`."""
@@ -291,33 +243,14 @@ class Engine:
     async def _score(self, model: str, query: str, items: list[str], call: Call, *, top_k: int | None,
                      instruction: str | None) -> list[ScoredItem]:
         card = self.catalog.get(model)
-        spec = card.capabilities.score
-        if spec is None:
+        if card.capabilities.score is None:
             raise UnsupportedCapability(f"model: '{card.name}' has no score capability; pick a reranker "
                                         f"(see `sie models`)", field="model")
         texts = validate_texts(items)
         query = validate_texts([query], field="query")[0]
         encoding.validate_top_k(top_k, "top_k")
-        if spec.kind in ("late-interaction", "bi-encoder"):
-            kind = "multivector" if spec.kind == "late-interaction" else "dense"
-            q = (await self._encode(card.name, [query], call, is_query=True, instruction=instruction,
-                                    output_types=[kind]))[0]
-            docs = await self._encode(card.name, texts, call, output_types=[kind])
-            measure = scoring.maxsim if kind == "multivector" else scoring.cosine
-            scores = [measure(getattr(q, kind), getattr(d, kind)) for d in docs]
-            return scoring.ranked(scores, [d.tokens for d in docs], [d.truncated for d in docs], top_k)
-        async with await self.pool.acquire(card.name) as loaded:
-            if spec.kind == "yes-no":
-                prep = partial(scoring.template_sequences, loaded.tokenizer, spec.template, query, texts, instruction)
-            else:
-                q = card.prompts.query_prefix(instruction) + query
-                prep = partial(loaded.tokenizer.encode_pairs, [(q, t) for t in texts])
-            seqs, tokenize_s = await self._prepare(loaded, prep, call.lane)
-            job = await self.batcher.run(loaded, "score", ("score",), seqs, [None] * len(seqs), **call.batcher())
-        scores = [scoring.relevance(r["logits"], spec) for r in job.results]
-        timings = [_timing(job, i, tokenize_s) for i in range(len(seqs))]
-        ranked = scoring.ranked(scores, [len(s.ids) for s in seqs], [s.truncated for s in seqs], top_k)
-        return [replace(item, timing=timings[item.index]) for item in ranked]
+        return await score_kind(card).score(self._runtime(call), card, query, texts, top_k=top_k,
+                                            instruction=instruction)
 
     async def extract(self, model: str, items: list[str], *, labels: list[str] | None = None,
                       threshold: float | None = None, flat: bool = True, multi_label: bool = False,
@@ -334,29 +267,10 @@ class Engine:
         card = self.catalog.get(model)
         spec = extraction.capability(card)
         texts = validate_texts(items)
-        chosen = extraction.request_labels(spec, labels)
-        minimum = extraction.request_threshold(spec, threshold)
-        if spec.kind == "similarity":
-            return await self._classify_by_similarity(card, spec, texts, chosen, minimum, multi_label, call)
-        async with await self.pool.acquire(card.name) as loaded:
-            plan, tokenize_s = await self._prepare(loaded, partial(extraction.plan, loaded, texts, chosen), call.lane)
-            job = await self.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas, **call.batcher())
-            timings = [_timing(job, i, tokenize_s) for i in range(len(plan.seqs))]
-            return extraction.finish(loaded, plan, texts, job.results, threshold=minimum, flat=flat,
-                                     multi_label=multi_label, timings=timings)
-
-    async def _classify_by_similarity(self, card: ModelCard, spec, texts: list[str], labels: list[str],
-                                      threshold: float, multi_label: bool, call: Call) -> list[ExtractedItem]:
-        """Zero-shot classes from the model's own embeddings: texts as documents, hypotheses as queries."""
-        items, hyps = await asyncio.gather(
-            self._encode(card.name, texts, call, output_types=["dense"]),
-            self._encode(card.name, zero_shot.hypotheses(labels, spec.hypothesis_template), call,
-                         output_types=["dense"]))
-        classes = zero_shot.classify_by_similarity(
-            np.stack([i.dense for i in items]), np.stack([h.dense for h in hyps]), labels, multi_label=multi_label,
-            temperature=spec.temperature, threshold=threshold)
-        return [ExtractedItem(classifications=c, tokens=i.tokens, truncated=i.truncated, timing=i.timing)
-                for c, i in zip(classes, items)]
+        kind = extract_kind(card)
+        ask = ExtractAsk(extraction.request_labels(spec, labels, kind), extraction.request_threshold(spec, threshold),
+                         flat=flat, multi_label=multi_label)
+        return await kind.extract(self._runtime(call), card, texts, ask)
 
     def score_sync(self, model: str, query: str, items: list[str], **options) -> list[ScoredItem]:
         return self._sync.run(self.score(model, query, items, **options))
@@ -365,6 +279,10 @@ class Engine:
         return self._sync.run(self.extract(model, items, **options))
 
     # -- plumbing ---------------------------------------------------------------------------------
+    def _runtime(self, call: Call) -> Runtime:
+        """What the kinds of one call may use: the pool, the tokenizer threads and the batcher, on its schedule."""
+        return Runtime(self.pool, self.batcher, self._prepare, call.lane, call.batcher())
+
     async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T],
                        lane: Lane = "interactive") -> tuple[T, float]:
         """Run tokenization work on the lane's tokenizer threads; returns its result and the seconds it took."""
@@ -381,9 +299,3 @@ class Engine:
             tokenizers.shutdown(wait=False, cancel_futures=True)
         self._sync.close()
 
-
-def _timing(job: Job | None, i: int, tokenize_s: float) -> Timing:
-    if job is None:  # nothing ran on the model (inference-free sparse queries)
-        return Timing(queue_ms=0.0, tokenize_ms=round(tokenize_s * 1000, 3), compute_ms=0.0)
-    return Timing(queue_ms=round(job.queue_seconds[i] * 1000, 3), tokenize_ms=round(tokenize_s * 1000, 3),
-                  compute_ms=round(job.compute_seconds[i] * 1000, 3))

@@ -21,10 +21,11 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
 from sie.catalog.card import ModelCard
 from sie.errors import ModelLoadFailed, SieError
 from sie.models import runner_class
-from sie.models.heads import ModelHeads, load_heads
+from sie.models.heads import ModelHeads
 from sie.models.placement import move_tensors, resident_bytes
 from sie.models.precision import apply_cpu_precision
 from sie.models.runner import PackedBatch, Runner
+from sie.runtime.kinds import load_heads
 from sie.runtime.memory import activation_reserve, weights_bytes
 from sie.runtime.tokenizer import TextTokenizer, Tokenized
 from sie.runtime.weights import resolve_weights

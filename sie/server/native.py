@@ -99,7 +99,8 @@ async def encode(request: Request, model: str = MODEL_PATH):
         instruction=p.instruction, output_types=p.output_types, sparse_top_k=p.sparse_top_k,
         sparse_tokens=p.sparse_tokens, admission="reject", priority=p.priority, timeout_ms=timeout_ms(request)))
     items = [encoded_item(it.id, r) for it, r in zip(body.items, results)]
-    return respond(request, {"model": engine.card(model).name, "items": items,
+    # The canonical name `name_model` resolved: the answer does not look the catalog up a third time.
+    return respond(request, {"model": request.state.model, "items": items,
                              "usage": {"tokens": sum(r.tokens for r in results)},
                              "timing": {"total_ms": round((time.perf_counter() - start) * 1000, 3)}})
 
@@ -117,7 +118,7 @@ async def score(request: Request, model: str = MODEL_PATH):
         admission="reject", priority=body.params.priority, timeout_ms=timeout_ms(request)))
     out = [{"index": r.index, "id": body.items[r.index].id, "score": r.score, "rank": r.rank,
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)} for r in results]
-    return respond(request, {"model": engine.card(model).name, "query_id": body.query.id, "items": out})
+    return respond(request, {"model": request.state.model, "query_id": body.query.id, "items": out})
 
 
 @router.post("/v1/extract/{model:path}", openapi_extra=_body(ExtractRequest), tags=["native"])
@@ -137,7 +138,7 @@ async def extract(request: Request, model: str = MODEL_PATH):
             "classifications": [{"label": c.label, "score": c.score} for c in r.classifications],
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)}
            for it, r in zip(body.items, results)]
-    return respond(request, {"model": engine.card(model).name, "items": out})
+    return respond(request, {"model": request.state.model, "items": out})
 
 
 @router.post("/v1/tokenize/{model:path}", openapi_extra=_body(TokenizeRequest), tags=["native"])

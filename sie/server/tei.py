@@ -22,6 +22,7 @@ from sie import __version__
 from sie.catalog import ModelCard
 from sie.codec import decode_body
 from sie.errors import InvalidInput, SieError, UnknownModel, UnsupportedCapability
+from sie.runtime.kinds import extract_kind
 from sie.runtime.scoring import cosine
 from sie.server.errors import Draining, UnprocessableInput, http_status, invalid
 from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
@@ -137,7 +138,7 @@ def kind(card: ModelCard) -> str:
         return "embed_sparse"
     if caps.score is not None:
         return "rerank"
-    if caps.extract is not None and caps.extract.kind in ("nli", "similarity"):
+    if caps.extract is not None and extract_kind(card).classifies:
         return "predict"
     if enc is not None:
         return "embed_all"
@@ -227,7 +228,7 @@ async def predict(request: Request, model: str) -> Response:
     engine = request.app.state.engine
     card = engine.card(model)
     spec = card.capabilities.extract
-    if spec is None or spec.kind not in ("nli", "similarity") or not spec.labels:
+    if spec is None or not extract_kind(card).classifies or not spec.labels:
         raise UnsupportedCapability(
             f"model: '{card.name}' is not a classifier with fixed labels (its card names none in extract.labels); "
             f"TEI's /predict has no labels field: use POST /v1/extract/{card.name} with labels", field="model")

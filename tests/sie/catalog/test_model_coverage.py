@@ -7,7 +7,8 @@ import pytest
 
 from sie.catalog import BUILTIN_DIR, Catalog, load_card
 from sie.models import RUNNERS
-from sie.models.heads import HEADS, required_heads
+from sie.models.heads import HEADS
+from sie.runtime.kinds import required_heads
 
 CATALOG = Catalog.from_dirs()
 

@@ -151,3 +151,21 @@ def test_cancelled_job_is_not_computed(engine):
     after = engine.metrics.registry.get_sample_value("sie_batch_items_sum", {"model": "t/normal"})
     assert after - before == 1  # only "flush" was computed
     assert job.future.cancelled()
+
+
+def test_a_batch_of_several_jobs_is_packed_longest_first_without_sorting_again():
+    """Each job's sequences are queued longest first; a batch taking from several jobs is their runs merged,
+    in exactly the order a stable longest-first sort of the batch gives (the order packing used before)."""
+    import random
+
+    from sie.runtime.batcher import _longest_first, _Piece
+
+    rng = random.Random(7)
+    for _ in range(200):
+        pieces = []
+        for job in range(rng.randint(1, 5)):
+            lengths = sorted((rng.randint(1, 12) for _ in range(rng.randint(1, 6))), reverse=True)
+            pieces += [_Piece(job, i, n) for i, n in enumerate(lengths)]
+        merged = _longest_first(pieces)
+        assert merged == sorted(pieces, key=lambda p: -p.tokens)
+        assert [p.tokens for p in merged] == sorted((p.tokens for p in pieces), reverse=True)

@@ -47,12 +47,12 @@ def test_span_probabilities_match_the_gliner_package(engine, mode):
     before decoding (which the test below compares)."""
     import asyncio
 
-    from sie.runtime import extraction
+    from sie.runtime.kinds import kind
 
     loaded = engine.model(f"t/gliner-{mode}")
     for run in REFERENCE["checkpoints"][mode]["runs"]:
-        plan = extraction.plan(loaded, REFERENCE["texts"], run["labels"])
-        job = asyncio.run(engine.batcher.run(loaded, plan.kind, plan.key, plan.seqs, plan.metas))
+        plan = kind("gliner").prepare(loaded, REFERENCE["texts"], run["labels"])
+        job = asyncio.run(engine.batcher.run(loaded, plan.work, plan.key, plan.seqs, plan.metas))
         results = job.results
         assert len(results) == len(REFERENCE["texts"])
         for i, want in enumerate(run["probs"]):

@@ -19,7 +19,7 @@ from sie.config import Settings
 from sie.errors import DeadlineExceeded, InvalidInput, QueueFull
 from sie.metrics import Metrics
 from sie.runtime.batcher import BULK_EVERY, TokenBudgetBatcher
-from sie.runtime.compute import COMPUTE, EncodeMeta, encode_batch
+from sie.runtime.compute import COMPUTE, EncodeMeta, forward_batch
 from sie.server.errors import http_status
 
 LONG = "many words in one sentence " * 20   # truncated to the card's 64 tokens: 4 sequences per 256-token batch
@@ -38,7 +38,7 @@ class Probe:
         self.entered.set()
         assert self.gate.wait(30), "the test never opened the gate"
         self.batches.append([m for m in metas])
-        return encode_batch(loaded, seqs, [EncodeMeta()] * len(seqs))
+        return forward_batch(loaded, seqs, [EncodeMeta()] * len(seqs))
 
     def lanes(self) -> list[str]:
         """One letter per batch: I (interactive) or B (batch), from the labels' first letter."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sie.runtime.gliner_inputs import first_subtokens, prompt_words, split_words
-from sie.runtime.span_decoding import Span, decode_spans
+from sie.runtime.kinds.gliner import Span, decode_spans, first_subtokens, prompt_words, split_words
 
 PERSON, CITY = 0, 1
 

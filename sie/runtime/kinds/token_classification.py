@@ -1,23 +1,69 @@
-"""Token-classification output → entity spans, as transformers' token-classification pipeline does it.
+"""Token classification (NER taggers): each text with character offsets → the tagger head's logits per
+token → entity spans, as transformers' token-classification pipeline does it.
 
 Per token: softmax over the tag labels. Aggregation:
 - simple: each token keeps its argmax tag; adjacent tokens of the same entity type merge unless the
   next one starts a new entity (B-); the entity score is the mean of its tokens' scores;
 - first / average / max: tokens of one word are first forced to agree (the first sub-token's tag, the
   averaged scores, or the most confident sub-token), then words merge as in simple.
-Entities tagged O are dropped. Offsets come from the fast tokenizer, so `text[start:end]` is exactly
-the entity's characters (the `text` field is that substring, not re-joined tokens).
+Entities tagged O are dropped; a request's labels keep only those entity types. Offsets come from the
+fast tokenizer, so `text[start:end]` is exactly the entity's characters (the `text` field is that
+substring, not re-joined tokens).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from tokenizers import Tokenizer
 
-from sie.runtime.results import Entity
+from sie.catalog.card import ModelCard
+from sie.runtime.kinds.base import ExtractAsk, ForwardExtractKind, HeadLoad, KindMeta, Plan
+from sie.runtime.results import Entity, ExtractedItem, Timing
 from sie.runtime.tokenizer import Tokenized
+
+if TYPE_CHECKING:
+    from sie.models.runner import PackedBatch
+    from sie.runtime.loaded_model import LoadedModel
+
+
+class TokenClassificationKind(ForwardExtractKind):
+    name = "token-classification"
+    heads = ("token-classification",)
+    row = "logits"
+    head_role = "token-level extraction"
+
+    def load(self, card: ModelCard, at: HeadLoad) -> object:
+        return at.head("token-classification",
+                       lambda cls: cls.load(at.folder, at.config, device=at.device, dtype=at.dtype))
+
+    def prepare(self, loaded: LoadedModel, texts: list[str], labels: list[str]) -> Plan:
+        seqs = loaded.tokenizer.encode(texts, offsets=True)
+        return Plan("extract", ("extract", self.name), seqs, [KindMeta(self.name)] * len(seqs))
+
+    def compute(self, loaded: LoadedModel, hidden: torch.Tensor, batch: PackedBatch, metas: list[Any]) -> list:
+        """Tag logits [tokens, labels] per sequence."""
+        logits = self.state(loaded)(hidden).cpu().numpy()
+        cu = batch.cu_seqlens.tolist()
+        return [logits[cu[i]:cu[i + 1]] for i in range(batch.num_seqs)]
+
+    def finish(self, loaded: LoadedModel, plan: Plan, texts: list[str], rows: list[dict], ask: ExtractAsk,
+               timings: list[Timing]) -> list[ExtractedItem]:
+        spec, tags = loaded.card.capabilities.extract, self.state(loaded).labels
+        vocab = TokenVocab.of(loaded.tokenizer.backend)
+        out = []
+        for i, text in enumerate(texts):
+            seq = plan.seqs[i]
+            entities = tag_entities(text, seq, rows[i]["logits"], tags, aggregation=spec.aggregation,
+                                    threshold=ask.threshold, vocab=vocab)
+            if ask.labels:
+                entities = [e for e in entities if e.label in ask.labels]
+            out.append(ExtractedItem(entities=entities, tokens=len(seq.ids), truncated=seq.truncated,
+                                     timing=timings[i]))
+        return out
 
 
 @dataclass(frozen=True)
