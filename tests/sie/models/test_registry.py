@@ -13,7 +13,8 @@ import yaml
 
 from sie.catalog import ModelCard
 from sie.models import RUNNERS, runner_class
-from sie.models.heads import HEADS, head_class, required_heads
+from sie.models.heads import HEADS, head_class
+from sie.runtime.kinds import required_heads
 
 TESTS = Path(__file__).parent.parent
 # registry entry → (test file under tests/sie, the test function that proves it against its reference)
