@@ -13,6 +13,9 @@ import torch
 from sie.errors import ModelLoadFailed
 from sie.models.runner import PackedBatch, Runner
 
+# Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
+ARCHITECTURES = {"auto": "AutoModelRunner"}
+
 
 class AutoModelRunner(Runner):
     """No `linear_slots` (the layers run inside transformers: CPU precision modes other than fp32 do not

@@ -19,6 +19,8 @@ from sie.models.linear import Linear
 from sie.models.runner import PackedBatch, Runner, swappable
 from sie.models.weights import build_runner, strip_prefix
 
+# Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
+ARCHITECTURES = {"bert": "BertRunner", "roberta": "BertRunner", "xlm-roberta": "BertRunner"}
 MODEL_TYPES = {"bert": 0, "roberta": 1, "xlm-roberta": 1, "camembert": 1}  # value: positions start after pad
 
 

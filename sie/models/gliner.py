@@ -29,6 +29,8 @@ from sie.models.linear import Linear
 from sie.models.runner import PackedBatch, Runner
 from sie.models.weights import load_safetensors, load_tensor_file
 
+# Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
+ARCHITECTURES = {"gliner": "GlinerRunner"}
 BACKBONE = "token_rep_layer.bert_layer.model."
 SPAN = "span_rep_layer.span_rep_layer."
 

@@ -23,6 +23,9 @@ from sie.models.rotary import Rotary, inverse_frequencies
 from sie.models.runner import PackedBatch, Runner, swappable
 from sie.models.weights import build_runner, strip_prefix
 
+# Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
+ARCHITECTURES = {"modernbert": "ModernBertRunner"}
+
 Norm = tuple[torch.Tensor, torch.Tensor | None]
 
 
