@@ -36,16 +36,17 @@ def chroma_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, minilm_path):
-    """tiny_models(kind) → folder with config.json, model.safetensors and the MiniLM tokenizer."""
+    """tiny_models(spec, **options) → folder with config.json, model.safetensors and the MiniLM tokenizer; `spec`
+    is a preset of tests/tiny_models.py ("bert") or a (transformers config class, arguments) pair."""
     import tiny_models as tm
 
     cache: dict[str, Path] = {}
 
-    def build(kind: str, **overrides) -> Path:
-        key = kind + repr(sorted(overrides.items()))
+    def build(spec: tm.Spec, **overrides) -> Path:
+        key = repr(spec) + repr(sorted(overrides.items()))
         if key not in cache:
-            folder = tmp_path_factory.mktemp(kind)
-            tm.build(kind, folder, minilm_path, **overrides)
+            folder = tmp_path_factory.mktemp(tm.name_of(spec))
+            tm.build(spec, folder, minilm_path, **overrides)
             cache[key] = folder
         return cache[key]
 

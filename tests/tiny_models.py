@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,67 +24,73 @@ HEADS = {
 }
 
 
-def _config(kind: str, **overrides):
-    from transformers import (
-        BertConfig,
-        DebertaV2Config,
-        DistilBertConfig,
-        ModernBertConfig,
-        Qwen2Config,
-        Qwen3Config,
-        RobertaConfig,
-        XLMRobertaConfig,
-    )
+# The MiniLM-sized skeleton the BERT-like presets share.
+_COMMON = dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+               max_position_embeddings=80, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# A tiny model is a transformers config class, named, and its arguments. These presets are the ones many tests
+# build by name; a family's own test may pass its own (class, arguments) pair to `build` and add nothing here.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bert": ("BertConfig", {**_COMMON, "type_vocab_size": 2, "pad_token_id": PAD}),
+    "roberta": ("RobertaConfig", {**_COMMON, "type_vocab_size": 1, "pad_token_id": 1, "max_position_embeddings": 82}),
+    "xlm-roberta": ("XLMRobertaConfig", {**_COMMON, "type_vocab_size": 1, "pad_token_id": 1,
+                                         "max_position_embeddings": 82}),
+    "distilbert": ("DistilBertConfig", dict(vocab_size=30522, dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+                                            max_position_embeddings=80, dropout=0.0, attention_dropout=0.0,
+                                            pad_token_id=PAD)),
+    "deberta-v2": ("DebertaV2Config", {**_COMMON, "type_vocab_size": 0, "pad_token_id": PAD, "relative_attention": True,
+                                       "position_buckets": 16, "max_relative_positions": -1,
+                                       "norm_rel_ebd": "layer_norm", "share_att_key": True,
+                                       "pos_att_type": ["p2c", "c2p"], "position_biased_input": False,
+                                       "max_position_embeddings": 128}),
+    # Three layers: global, local, local. local_attention 16 = a window of ±8 tokens, far shorter than the test
+    # sequences, so the local mask is exercised.
+    "modernbert": ("ModernBertConfig", dict(vocab_size=30522, hidden_size=64, intermediate_size=96,
+                                            num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=160,
+                                            local_attention=16, global_attn_every_n_layers=3, pad_token_id=PAD,
+                                            bos_token_id=CLS, cls_token_id=CLS, eos_token_id=SEP,
+                                            sep_token_id=SEP)),
+    # GQA 4:2 (Qwen3) and 4:1 (Qwen2); Qwen2 also slides a window of 8 over its second layer.
+    "qwen3": ("Qwen3Config", dict(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
+                                  pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP, tie_word_embeddings=True,
+                                  rope_theta=10000.0, head_dim=16)),
+    "qwen2": ("Qwen2Config", dict(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=160,
+                                  pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP, tie_word_embeddings=True,
+                                  rope_theta=10000.0, use_sliding_window=True, sliding_window=8,
+                                  max_window_layers=1)),
+}
+#: A preset's name, or a (transformers config class name, its arguments) pair.
+Spec = str | tuple[str, dict[str, Any]]
 
-    common = dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=128, max_position_embeddings=80, hidden_dropout_prob=0.0,
-                  attention_probs_dropout_prob=0.0)
-    if kind == "bert":
-        cfg = BertConfig(**{**common, "type_vocab_size": 2, "pad_token_id": PAD})
-    elif kind == "roberta":
-        cfg = RobertaConfig(**{**common, "type_vocab_size": 1, "pad_token_id": 1, "max_position_embeddings": 82})
-    elif kind == "xlm-roberta":
-        cfg = XLMRobertaConfig(**{**common, "type_vocab_size": 1, "pad_token_id": 1,
-                                  "max_position_embeddings": 82})
-    elif kind == "distilbert":
-        cfg = DistilBertConfig(vocab_size=30522, dim=64, n_layers=2, n_heads=4, hidden_dim=128,
-                               max_position_embeddings=80, dropout=0.0, attention_dropout=0.0, pad_token_id=PAD)
-    elif kind == "deberta-v2":
-        cfg = DebertaV2Config(**{**common, "type_vocab_size": 0, "pad_token_id": PAD, "relative_attention": True,
-                                 "position_buckets": 16, "max_relative_positions": -1, "norm_rel_ebd": "layer_norm",
-                                 "share_att_key": True, "pos_att_type": ["p2c", "c2p"],
-                                 "position_biased_input": False, "max_position_embeddings": 128})
-    elif kind == "modernbert":
-        # Three layers: global, local, local. local_attention 16 = a window of ±8 tokens, far shorter
-        # than the test sequences, so the local mask is exercised.
-        cfg = ModernBertConfig(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-                               num_attention_heads=4, max_position_embeddings=160, local_attention=16,
-                               global_attn_every_n_layers=3, pad_token_id=PAD, bos_token_id=CLS,
-                               cls_token_id=CLS, eos_token_id=SEP, sep_token_id=SEP)
-    elif kind in ("qwen2", "qwen3"):
-        # GQA 4:2 (Qwen3) and 4:1 (Qwen2); Qwen2 also slides a window of 8 over its second layer.
-        qwen3 = kind == "qwen3"
-        config_class = Qwen3Config if qwen3 else Qwen2Config
-        cfg = config_class(vocab_size=30522, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2 if qwen3 else 1,
-                           max_position_embeddings=160, pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP,
-                           tie_word_embeddings=True, rope_theta=10000.0,
-                           **({"head_dim": 16} if qwen3 else {"use_sliding_window": True, "sliding_window": 8,
-                                                              "max_window_layers": 1}))
-    else:
-        raise ValueError(f"no tiny builder for '{kind}'")
+
+def name_of(spec: Spec) -> str:
+    return spec if isinstance(spec, str) else spec[0]
+
+
+def config(spec: Spec, **overrides):
+    """The transformers config of `spec`; `overrides` are set on it after construction, as attributes."""
+    import transformers
+
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"no tiny preset '{spec}' (presets: {', '.join(PRESETS)}); "
+                             "or pass (config class, arguments)")
+        spec = PRESETS[spec]
+    class_name, arguments = spec
+    cfg = getattr(transformers, class_name)(**arguments)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
 
 
-def build(kind: str, folder: Path, tokenizer_from: Path, seed: int = 0, head: str | None = None,
+def build(spec: Spec, folder: Path, tokenizer_from: Path, seed: int = 0, head: str | None = None,
           **overrides) -> Path:
+    """A random-weight checkpoint of `spec` (with the `head` on top) in `folder`, with the MiniLM tokenizer."""
     import transformers
 
     torch.manual_seed(seed)
-    config = _config(kind, **overrides)
-    model = getattr(transformers, HEADS[head]).from_config(config)
+    model = getattr(transformers, HEADS[head]).from_config(config(spec, **overrides))
     # Random init leaves norms at identity and biases at zero; perturb them so parity covers them.
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -110,7 +117,7 @@ def build_gliner(folder: Path, tokenizer_from: Path, seed: int = 0, *, span_mode
     from transformers import DebertaV2Model
 
     torch.manual_seed(seed)
-    enc_config = _config("deberta-v2", vocab_size=30522 + len(GLINER_TOKENS))
+    enc_config = config("deberta-v2", vocab_size=30522 + len(GLINER_TOKENS))
     backbone = DebertaV2Model(enc_config)
     state = {f"token_rep_layer.bert_layer.model.{k}": v for k, v in backbone.state_dict().items()}
     h, d = hidden_size, enc_config.hidden_size
