@@ -12,6 +12,18 @@ from sie.models.bert import BertRunner
 from sie.models.pooling import finish, pool
 from sie.models.runner import PackedBatch
 
+# Read from this syntax tree by tests/sie/models/declared.py: the registry entries this module proves against
+# their reference (test_registry.py), and the tiny model the runner contract test loads for each family here.
+PARITY_TESTED = {("runner", "bert"): "test_token_states_match_reference",
+                 ("runner", "roberta"): "test_token_states_match_reference",
+                 ("runner", "xlm-roberta"): "test_token_states_match_reference"}
+CONTRACT_MODELS = {
+    "bert": ("bert", {"head": "masked-lm"}, "encode: {dense: {dims: 64}, sparse: {kind: splade}}"),
+    "roberta": ("roberta", {"head": "sequence-classification", "num_labels": 3}, "score: {kind: cross-encoder}"),
+    "xlm-roberta": ("xlm-roberta", {"head": "token-classification", "num_labels": 3},
+                    "extract: {kind: token-classification}"),
+}
+
 CPU = torch.device("cpu")
 
 

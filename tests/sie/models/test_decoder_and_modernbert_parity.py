@@ -16,6 +16,18 @@ from sie.models import runner_class
 from sie.models.pooling import pool
 from sie.models.runner import PackedBatch
 
+# Read from this syntax tree by tests/sie/models/declared.py: the registry entries this module proves against
+# their reference (test_registry.py), and the tiny model the runner contract test loads for each family here.
+PARITY_TESTED = {("runner", "modernbert"): "test_token_states_match_reference",
+                 ("runner", "qwen2"): "test_token_states_match_reference",
+                 ("runner", "qwen3"): "test_token_states_match_reference"}
+YES_NO = 'score: {kind: yes-no, yes_token: "yes", no_token: "no", template: {body: "{query} {document}"}}'
+CONTRACT_MODELS = {
+    "modernbert": ("modernbert", {"head": "masked-lm"}, "encode: {sparse: {kind: splade}}"),
+    "qwen2": ("qwen2", {}, "encode: {dense: {dims: 64}}"),
+    "qwen3": ("qwen3", {"head": "causal-lm"}, YES_NO),
+}
+
 KINDS = ["modernbert", "qwen2", "qwen3"]
 
 

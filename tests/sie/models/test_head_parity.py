@@ -20,6 +20,17 @@ from sie.models.token_classifier import TokenClassifierHead
 from sie.models.token_weights import TokenWeightsHead
 from sie.models.yes_no import YesNoHead
 
+# Read from this syntax tree by tests/sie/models/declared.py: the registry entries this module proves against
+# their reference (test_registry.py).
+PARITY_TESTED = {
+    ("head", "splade"): "test_splade_matches_masked_lm_reference",
+    ("head", "token-weights"): "test_bge_m3_sparse_and_multivector_heads_match_flagembedding_semantics",
+    ("head", "colbert"): "test_colbert_head_with_mask_augmentation_matches_reference",
+    ("head", "sequence-classification"): "test_sequence_classification_matches_reference",
+    ("head", "yes-no"): "test_yes_no_matches_causal_lm_next_token_logits",
+    ("head", "token-classification"): "test_token_classification_matches_reference",
+}
+
 OWN = {"bert": "bert", "xlm-roberta": "xlm-roberta", "modernbert": "modernbert", "qwen3": "qwen3", "qwen2": "qwen2"}
 
 

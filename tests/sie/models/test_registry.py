@@ -1,52 +1,36 @@
-"""The registry rule (as vLLM's): every registered runner and head names the parity test that proves it
-against its reference, and that test exists and exercises it: what the test reaches (read from its syntax
-tree) holds the runner's architecture, or the head's registered class or a card that needs the head. A
-mention elsewhere in the file does not count. A new architecture or head without a parity test fails here."""
+"""The registry rule (as vLLM's): every registered runner and head has a parity test that proves it against
+its reference, and that test exercises it: what the test reaches (read from its syntax tree) holds the
+runner's architecture, or the head's registered class or a card that needs the head. A mention elsewhere in
+the file does not count. The tests say what they prove themselves (`PARITY_TESTED`, see declared.py), so a
+new architecture or head is its test, and one without a parity test fails here.
+
+The runner registry itself is read from the runner modules' `ARCHITECTURES` declarations (sie/models/__init__.py);
+the tests below hold that reading to what the modules hold once imported."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
 import yaml
+from declared import TESTS, by_entry
 
+import sie.models
 from sie.catalog import ModelCard
-from sie.models import RUNNERS, runner_class
+from sie.models import RUNNERS, declared_architectures, runner_class
 from sie.models.heads import HEADS, head_class
+from sie.models.runner import Runner
 from sie.runtime.kinds import required_heads
 
-TESTS = Path(__file__).parent.parent
-# registry entry → (test file under tests/sie, the test function that proves it against its reference)
-PARITY = {
-    "bert": ("models/test_bert_parity.py", "test_token_states_match_reference"),
-    "roberta": ("models/test_bert_parity.py", "test_token_states_match_reference"),
-    "xlm-roberta": ("models/test_bert_parity.py", "test_token_states_match_reference"),
-    "modernbert": ("models/test_decoder_and_modernbert_parity.py", "test_token_states_match_reference"),
-    "qwen2": ("models/test_decoder_and_modernbert_parity.py", "test_token_states_match_reference"),
-    "qwen3": ("models/test_decoder_and_modernbert_parity.py", "test_token_states_match_reference"),
-    "auto": ("runtime/test_cards_on_tiny_models.py", "test_fallback_runner_matches_own_runner"),
-    "gliner": ("runtime/test_gliner.py", "test_span_probabilities_match_the_gliner_package"),
-    "splade": ("models/test_head_parity.py", "test_splade_matches_masked_lm_reference"),
-    "token-weights": ("models/test_head_parity.py",
-                      "test_bge_m3_sparse_and_multivector_heads_match_flagembedding_semantics"),
-    "colbert": ("models/test_head_parity.py", "test_colbert_head_with_mask_augmentation_matches_reference"),
-    "sequence-classification": ("models/test_head_parity.py", "test_sequence_classification_matches_reference"),
-    "yes-no": ("models/test_head_parity.py", "test_yes_no_matches_causal_lm_next_token_logits"),
-    "token-classification": ("models/test_head_parity.py", "test_token_classification_matches_reference"),
-    "gliner-head": ("runtime/test_gliner.py", "test_span_probabilities_match_the_gliner_package"),
-}
+# (registry, key) → [(test module under tests/sie, the test function there that proves it)]
+PARITY: dict[tuple[str, str], list[tuple[str, str]]] = by_entry("PARITY_TESTED")
 
 
-def _entry(kind: str, is_head: bool) -> str:
-    return "gliner-head" if is_head and kind == "gliner" else kind
-
-
-def _registered(entry: str) -> tuple[str, str]:
-    """The registry ("runner" | "head") and key behind a PARITY entry."""
-    if entry == "gliner-head":
-        return "head", "gliner"
-    return ("runner", entry) if entry in RUNNERS else ("head", entry)
+def _id(entry: tuple[str, str]) -> str:
+    return "-".join(entry)
 
 
 class Reach:
@@ -101,11 +85,11 @@ def _cards_heads(strings: set[str]) -> set[str]:
     return heads
 
 
-def exercises(reach: Reach, entry: str) -> bool:
+def exercises(reach: Reach, entry: tuple[str, str]) -> bool:
     """A runner: its architecture is a string the test reaches (a parametrized kind, a card's `architecture`).
     A head: the test names the registry's class, imported from the registry's module, or declares a card
     whose capabilities need that head."""
-    registry, key = _registered(entry)
+    registry, key = entry
     if registry == "runner":
         return key in reach.strings()
     module, cls = HEADS[key]
@@ -113,21 +97,24 @@ def exercises(reach: Reach, entry: str) -> bool:
 
 
 def test_every_runner_and_head_has_a_parity_entry():
-    wanted = {_entry(k, False) for k in RUNNERS} | {_entry(k, True) for k in HEADS}
+    wanted = {("runner", k) for k in RUNNERS} | {("head", k) for k in HEADS}
     assert wanted == set(PARITY), f"missing: {sorted(wanted - set(PARITY))}, stale: {sorted(set(PARITY) - wanted)}"
 
 
-@pytest.mark.parametrize("entry", sorted(PARITY))
+@pytest.mark.parametrize("entry", sorted(PARITY), ids=_id)
 def test_parity_entry_names_an_existing_test_that_exercises_it(entry):
-    path, function = PARITY[entry]
-    assert exercises(Reach(TESTS / path, function), entry), f"{path}::{function} does not reach {entry!r}"
+    for path, function in PARITY[entry]:
+        assert exercises(Reach(TESTS / path, function), entry), f"{path}::{function} does not reach {entry!r}"
 
 
-@pytest.mark.parametrize("entry, other", [("bert", "qwen2"), ("qwen2", "bert"), ("splade", "colbert"),
-                                          ("gliner-head", "token-classification"), ("auto", "gliner")])
+@pytest.mark.parametrize("entry, other", [(("runner", "bert"), ("runner", "qwen2")),
+                                          (("runner", "qwen2"), ("runner", "bert")),
+                                          (("head", "splade"), ("head", "colbert")),
+                                          (("head", "gliner"), ("head", "token-classification")),
+                                          (("runner", "auto"), ("runner", "gliner"))], ids=str)
 def test_the_reach_check_refuses_a_test_that_does_not_exercise_the_entry(entry, other):
     """The check above can fail: each of these tests exercises `entry`, not `other`."""
-    path, function = PARITY[entry]
+    [(path, function)] = PARITY[entry]
     assert not exercises(Reach(TESTS / path, function), other)
 
 
@@ -139,3 +126,28 @@ def test_runner_classes_import(kind):
 @pytest.mark.parametrize("kind", sorted(HEADS))
 def test_head_classes_import(kind):
     assert hasattr(head_class(kind), "load")
+
+
+def test_the_registry_read_from_the_sources_is_what_each_runner_module_declares():
+    """Every module of sie.models imported: the registry holds exactly the `ARCHITECTURES` each one has at run
+    time, and every Runner class defined in the package is registered (one without a declaration fails)."""
+    package = Path(sie.models.__file__).parent
+    modules = [importlib.import_module(f"sie.models.{p.stem}") for p in sorted(package.glob("[!_]*.py"))]
+    declared = {a: (m.__name__, cls) for m in modules for a, cls in getattr(m, "ARCHITECTURES", {}).items()}
+    assert declared == RUNNERS
+    defined = {(m.__name__, name) for m in modules for name, obj in vars(m).items()
+               if inspect.isclass(obj) and issubclass(obj, Runner) and obj is not Runner
+               and obj.__module__ == m.__name__}
+    assert defined == set(RUNNERS.values())
+
+
+def test_a_declaration_is_read_whole_and_only_as_a_literal():
+    multiline = 'import x\n\nARCHITECTURES = {\n    "a": "A",  # a comment\n    "b": "B",\n}\nOTHER = 1\n'
+    assert declared_architectures(multiline, "m") == {"a": "A", "b": "B"}
+    assert declared_architectures('ARCHITECTURES: dict[str, str] = {"a": "A"}\n', "m") == {"a": "A"}
+    assert declared_architectures('"""ARCHITECTURES = {"a": "A"} in a docstring"""\nARCHITECTURES_X = 1\n', "m") == {}
+    for bad in ('ARCHITECTURES = dict(a="A")\n', 'ARCHITECTURES = {"a": A}\n', 'ARCHITECTURES = ["a"]\n'):
+        with pytest.raises(ImportError, match="m: ARCHITECTURES must be a literal dict"):
+            declared_architectures(bad, "m")
+    with pytest.raises(ImportError, match="not a complete statement"):
+        declared_architectures('ARCHITECTURES = {"a": "A",\n', "m")

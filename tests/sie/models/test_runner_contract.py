@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from declared import by_entry
 from object_graph import reachable_storages
 from tiny_cards import card_yaml
 
@@ -23,21 +24,11 @@ from sie.runtime.loaded_model import LoadedModel, load_model
 from sie.runtime.memory import weights_bytes
 
 CPU = torch.device("cpu")
-YES_NO = 'score: {kind: yes-no, yes_token: "yes", no_token: "no", template: {body: "{query} {document}"}}'
-LABELS = {"num_labels": 3}
-# architecture → (tiny model kind, what tiny_models builds it with, the card's capabilities): the heads that
-# read weights (SPLADE, sequence and token classification, yes/no, GLiNER spans) each load with one family.
-FAMILIES = {
-    "bert": ("bert", {"head": "masked-lm"}, "encode: {dense: {dims: 64}, sparse: {kind: splade}}"),
-    "roberta": ("roberta", {"head": "sequence-classification", **LABELS}, "score: {kind: cross-encoder}"),
-    "xlm-roberta": ("xlm-roberta", {"head": "token-classification", **LABELS},
-                    "extract: {kind: token-classification}"),
-    "modernbert": ("modernbert", {"head": "masked-lm"}, "encode: {sparse: {kind: splade}}"),
-    "qwen2": ("qwen2", {}, "encode: {dense: {dims: 64}}"),
-    "qwen3": ("qwen3", {"head": "causal-lm"}, YES_NO),
-    "auto": ("deberta-v2", {"head": "sequence-classification", **LABELS}, "score: {kind: cross-encoder}"),
-    "gliner": ("gliner", {}, "extract: {kind: gliner, threshold: 0.5}"),
-}
+# architecture → (tiny model, what tiny_models builds it with, the card's capabilities), declared by the family's
+# own test module (`CONTRACT_MODELS`, see declared.py): the heads that read weights (SPLADE, sequence and token
+# classification, yes/no, GLiNER spans) each load with one family.
+DECLARED = by_entry("CONTRACT_MODELS")
+FAMILIES = {arch: where[0][1] for arch, where in DECLARED.items()}  # one each: checked below
 
 
 def _folder(arch: str, tiny_models, minilm_path: Path, tmp_path: Path) -> Path:
@@ -57,7 +48,10 @@ def _load(arch: str, folder: Path, tmp_path: Path, precision: str | None = None)
 
 
 def test_every_registered_family_is_a_runner():
-    assert set(FAMILIES) == set(RUNNERS), "a registered runner family has no footprint test entry"
+    missing, stale = sorted(set(RUNNERS) - set(DECLARED)), sorted(set(DECLARED) - set(RUNNERS))
+    assert not missing and not stale, f"runners no test module's CONTRACT_MODELS loads: {missing}; not runners: {stale}"
+    twice = {arch: [module for module, _ in where] for arch, where in DECLARED.items() if len(where) > 1}
+    assert not twice, f"declared by more than one test module: {twice}"
     for arch in RUNNERS:
         assert issubclass(runner_class(arch), Runner), arch
 

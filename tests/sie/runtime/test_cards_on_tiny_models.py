@@ -11,6 +11,13 @@ import torch
 
 from sie.errors import ModelLoadFailed, WeightsNotFound
 
+# Read from this syntax tree by tests/sie/models/declared.py: the registry entries this module proves against
+# their reference (test_registry.py), and the tiny model the runner contract test loads for each family here.
+PARITY_TESTED = {("runner", "auto"): "test_fallback_runner_matches_own_runner"}
+# DeBERTa-v2 has no own runner: the fallback runs it.
+CONTRACT_MODELS = {"auto": ("deberta-v2", {"head": "sequence-classification", "num_labels": 3},
+                            "score: {kind: cross-encoder}")}
+
 
 def card(name: str, folder, *, arch: str = "bert", dims: int = 64, pooling: str = "mean", extra: str = "") -> str:
     return textwrap.dedent(f"""

@@ -11,6 +11,12 @@ import numpy as np
 import pytest
 from tiny_cards import card_yaml
 
+# Read from this syntax tree by tests/sie/models/declared.py: the registry entries this module proves against
+# their reference (test_registry.py), and the tiny model the runner contract test loads for each family here.
+PARITY_TESTED = {("runner", "gliner"): "test_span_probabilities_match_the_gliner_package",
+                 ("head", "gliner"): "test_span_probabilities_match_the_gliner_package"}
+CONTRACT_MODELS = {"gliner": ("gliner", {}, "extract: {kind: gliner, threshold: 0.5}")}
+
 FIXTURE = Path(__file__).parent.parent / "fixtures"
 REFERENCE = json.loads((FIXTURE / "gliner_reference.json").read_text())
 MODES = list(REFERENCE["checkpoints"])
