@@ -1,5 +1,6 @@
-"""The one contract suite, run against every sink (see conftest: embedded LanceDB, embedded Chroma, a real
-Chroma server, Qdrant's local engine in memory and on disk, and live Qdrant / Weaviate when configured)."""
+"""The one contract suite, run against every backend the sinks' own test modules declare (`BACKENDS` in
+test_<type>.py, see sink_backends.py): today embedded LanceDB, embedded Chroma, a real Chroma server, Qdrant's
+local engine in memory and on disk, and live Qdrant / Weaviate when configured."""
 
 from __future__ import annotations
 

@@ -1,21 +1,42 @@
-"""The Weaviate mapping checked against the real client's objects (no server runs on these machines):
-collection config request bodies, DataObjects, filters, and how batch failed_objects become item failures."""
+"""Weaviate: where the contract suite runs it (a live server when WEAVIATE_URL points at one; none runs on these
+machines: no binary in a reachable registry, no Docker engine), and the mapping checked against the real
+client's objects: collection config request bodies, DataObjects, filters, and how batch failed_objects become
+item failures."""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sink_backends import Backend
 from weaviate.classes.config import DataType, Property
 from weaviate.classes.data import DataObject
 from weaviate.collections.classes.batch import BatchObject, ErrorObject
 from weaviate.collections.classes.filters import _FilterAnd, _FilterOr, _FilterValue, _Operator
 
-from connectors import ConnectorError, Schema, make_record, record_id
+from connectors import ConnectorError, Schema, make_record, record_id, sink_class
 from connectors import weaviate_mapping as m
 from connectors.filters import parse_where
 from connectors.records import prepare
+from connectors.weaviate import WeaviateSink
+
+
+def live(folder: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if not os.environ.get("WEAVIATE_URL"):
+        pytest.skip("WEAVIATE_URL is not set: no Weaviate server here (no binary or Docker on these machines)")
+    options = {"url": os.environ["WEAVIATE_URL"]}
+    if os.environ.get("WEAVIATE_GRPC_URL"):
+        options["grpc_url"] = os.environ["WEAVIATE_GRPC_URL"]
+    if os.environ.get("WEAVIATE_API_KEY"):
+        options["api_key"] = "${WEAVIATE_API_KEY}"
+    return options
+
+
+BACKENDS = {"weaviate_live": Backend("weaviate", live, outlives_process=True)}
 
 SCHEMA = Schema.parse({"vectors": {"dense": {"dim": 3, "distance": "cosine"},
                                    "tokens": {"kind": "multivector", "dim": 2, "distance": "dot"}}})
@@ -25,6 +46,10 @@ def prepared(i: int, metadata: dict):
     item = prepare(make_record(i, f"text {i}", {"dense": [1, 0, 0], "tokens": [[1, 0], [0, 1]]}, metadata), SCHEMA)
     assert not isinstance(item, str), item
     return item
+
+
+def test_registered_as_weaviate():
+    assert sink_class("weaviate") is WeaviateSink
 
 
 def test_collection_config_bodies_declare_self_provided_named_vectors():
