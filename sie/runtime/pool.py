@@ -355,8 +355,10 @@ class LruModelPool:
                 if self._fits_now(slot, nbytes) and not self._older_wait_fits(wait):
                     if leaving_host:
                         slot.host_bytes = 0
+                    drained = [s for s in wait.claimed if s.tier == Tier.DEVICE and s.active == 0] if wait else []
                     while self._used(Tier.DEVICE) - slot.device_bytes + nbytes > self.memory_budget:
-                        victim = self._lru_victim(exclude=slot.card.name)
+                        # The models waited for go first: an idle model that was not needed stays.
+                        victim = drained.pop(0) if drained else self._lru_victim(exclude=slot.card.name)
                         if victim is None:  # cannot happen while _fits_now agrees with _lru_victim
                             raise self._no_room(slot, nbytes)
                         self._evict(victim)
