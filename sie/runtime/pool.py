@@ -277,15 +277,15 @@ class LruModelPool:
 
     # -- bringing a model up ----------------------------------------------------------------------
     def _start_bring_up(self, slot: _Slot) -> None:
-        from_host = slot.tier == Tier.HOST
-        slot.tier = Tier.LOADING
         # Requests queued behind this model's swap-out are already waiting on after_swap: it becomes the load.
         slot.ready, slot.after_swap, slot.queued = slot.after_swap or concurrent.futures.Future(), None, 0
         if self._closed.is_set():  # close() has begun: the loader pool takes no more work
-            slot.tier, ready, slot.ready = Tier.UNLOADED, slot.ready, None
-            ready.set_exception(ModelLoading(f"model: '{slot.card.name}' is not loaded: the engine is shutting "
-                                             f"down", field="model", retry_after=1.0))
+            self._drop(slot)
+            slot.ready.set_exception(ModelLoading(f"model: '{slot.card.name}' is not loaded: the engine is "
+                                                  f"shutting down", field="model", retry_after=1.0))
             return
+        from_host = slot.tier == Tier.HOST
+        slot.tier = Tier.LOADING
         self._publish()
         self._loads.submit(self._bring_up, slot, from_host)
 

@@ -385,3 +385,5 @@ def test_close_ends_a_waiting_swap(make_engine, footprint):
     waiter.join(10)
     held.release()
     assert len(errors) == 1 and isinstance(errors[0], ResourceExhausted), errors
+    with pytest.raises(ModelLoading, match="shutting down"):  # a closed pool starts no loads, and says so
+        e.pool.acquire_sync("m/c", timeout=5)
