@@ -110,6 +110,9 @@ class Lease:
         self.release()
 
 
+BRING_UP_THREADS = 16   # bring-ups at once, waiting for room included (a thread is made only when needed)
+STORAGE_LOADS = 2       # loads from storage at once: compute keeps its cores while models load
+
 Loader = Callable[[ModelCard], LoadedModel]
 Estimator = Callable[[ModelCard], int]
 
@@ -135,7 +138,10 @@ class LruModelPool:
         self._waits: list[_RoomWait] = []
         self._wait_seq = 0
         self._slots: dict[str, _Slot] = {}
-        self._loads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sie-load")
+        # A bring-up may wait on its thread for busy models to drain: waits must not keep other models' loads
+        # from starting, so threads are plenty (made on demand) and storage loads are bounded separately.
+        self._loads = concurrent.futures.ThreadPoolExecutor(BRING_UP_THREADS, thread_name_prefix="sie-load")
+        self._storage = threading.BoundedSemaphore(STORAGE_LOADS)
         self._closed = threading.Event()
         for name in pinned:
             self._slot(name).pinned = True
@@ -295,18 +301,19 @@ class LruModelPool:
             if from_host:
                 start = time.perf_counter()
                 with self._lock:
-                    self._reserve(slot, slot.loaded.footprint, leaving_host=True)
+                    waited = self._reserve(slot, slot.loaded.footprint, leaving_host=True)
                     slot.loaded.to(self.device)
                 if self.device.type == "cuda":  # the copies are non-blocking: time them, not their launch
                     torch.cuda.synchronize(self.device)
                 self.metrics.swap_ins.labels(name).inc()
-                self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start)
+                self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start - waited)
             else:
                 estimate = self._estimator(slot.card)
                 with self._lock:
                     self._reserve(slot, estimate)
-                start = time.perf_counter()
-                loaded = self._loader(slot.card)
+                with self._storage:
+                    start = time.perf_counter()
+                    loaded = self._loader(slot.card)
                 self.metrics.load_seconds.labels(name).observe(time.perf_counter() - start)
                 self.metrics.loads.labels(name, "ok").inc()
                 with self._lock:
@@ -339,16 +346,17 @@ class LruModelPool:
         ready.set_exception(without_frames(error))
 
     # -- accounting and eviction (callers hold the lock) -------------------------------------------
-    def _reserve(self, slot: _Slot, nbytes: int, *, holding: bool = False, leaving_host: bool = False) -> None:
+    def _reserve(self, slot: _Slot, nbytes: int, *, holding: bool = False, leaving_host: bool = False) -> float:
         """Account `nbytes` for `slot` on the device, evicting LRU idle models until it fits.
 
         If it would fit but for busy models (resident or loading), wait for them to drain, releasing the lock,
-        up to the load wait timeout. `holding`: the slot's weights already occupy its accounted bytes on the
-        device, so it waits only for resident models. `leaving_host`: its host-tier room goes to whatever is
-        evicted now.
+        up to the load wait timeout; returns the seconds waited. `holding`: the slot's weights already occupy
+        its accounted bytes on the device, so it waits only for resident models. `leaving_host`: its host-tier
+        room goes to whatever is evicted now.
         """
         wait: _RoomWait | None = None
-        deadline = time.monotonic() + self.load_wait_timeout
+        began = time.monotonic()
+        deadline = began + self.load_wait_timeout
         result = "timeout"
         try:
             while True:
@@ -363,7 +371,7 @@ class LruModelPool:
                             raise self._no_room(slot, nbytes)
                         self._evict(victim)
                     slot.device_bytes, result = nbytes, "ok"
-                    return
+                    return time.monotonic() - began if wait is not None else 0.0
                 if not self._could_fit(slot, nbytes, wait_for_loads=not holding):
                     raise self._no_room(slot, nbytes)  # too big, or blocked by pinned models: waiting won't help
                 if slot.inflight == 0 or self._closed.is_set():
@@ -414,10 +422,13 @@ class LruModelPool:
         return any(w.seq < mine and self._fits_now(w.slot, w.nbytes) for w in self._waits)
 
     def _claim_victims(self, wait: _RoomWait) -> None:
-        """Claim the busy resident models whose eviction (after the idle ones', LRU first) makes room."""
+        """Claim the busy resident models whose eviction (after the idle ones', LRU first) makes room. Models an
+        older wait claimed are left to it: their room is spoken for, so two waits drain two models at once."""
         need = self._used(Tier.DEVICE) - wait.slot.device_bytes + wait.nbytes - self.memory_budget
+        taken = {id(v) for w in self._waits if w.seq < wait.seq for v in w.claimed}
         victims = []
-        for s in sorted(self._evictable(wait.slot), key=lambda s: (s.active > 0, s.last_used)):
+        for s in sorted((s for s in self._evictable(wait.slot) if id(s) not in taken),
+                        key=lambda s: (s.active > 0, s.last_used)):
             if need <= 0:
                 break
             need -= s.device_bytes

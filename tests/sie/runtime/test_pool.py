@@ -5,6 +5,7 @@ swapping (models that cannot both fit take turns under steady traffic instead of
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 import textwrap
@@ -363,6 +364,40 @@ def test_a_swap_evicts_the_models_it_waited_for_and_keeps_an_idle_one_it_does_no
     assert got_b, "b never came up"
     got_b[0].release()
     assert e.pool.state("m/small")["state"] == "device" and tiers(e)["m/a"] == "host" and tiers(e)["m/b"] == "device"
+
+
+def test_waiting_swaps_do_not_hold_up_a_model_that_fits(make_engine, footprint, tiny_models, caplog):
+    caplog.set_level(logging.INFO, logger="sie.runtime.pool")
+    e = make_engine(memory_budget=str(int(2.5 * footprint)))
+    base = e.card("m/c")
+    small = tiny_models("bert", seed=31, hidden_size=16, num_attention_heads=2, intermediate_size=32)
+    for name, source in (("m/d", base.source), ("m/small", base.source.model_copy(update={"path": str(small)}))):
+        e.catalog.add(base.model_copy(update={"name": name, "aliases": [], "source": source}))
+    held = [e.pool.acquire_sync("m/a"), e.pool.acquire_sync("m/b")]  # the device is full of busy models
+    got: list = []
+    waiters = [threading.Thread(target=lambda n=n: got.append(e.pool.acquire_sync(n, timeout=60)))
+               for n in ("m/c", "m/d")]
+    for w in waiters:
+        w.start()
+    deadline = time.monotonic() + 30
+    while {r.args[0] for r in caplog.records if r.getMessage().startswith(("m/c waits", "m/d waits"))} != \
+            {"m/c", "m/d"}:  # both bring-ups wait on their threads for a or b to drain
+        assert time.monotonic() < deadline, "c and d never waited"
+        time.sleep(0.02)
+    started = time.monotonic()
+    with e.pool.acquire_sync("m/small", timeout=10):  # fits in the room left: it does not queue behind them
+        assert time.monotonic() - started < 5
+    assert not got
+    for name in ("m/a", "m/b"):  # c and d each claimed one of them: both drain at once
+        queued_behind_a_swap(e, name)
+    for lease in held:
+        lease.release()
+    for w in waiters:
+        w.join(30)
+    assert len(got) == 2
+    for lease in got:
+        lease.release()
+    assert tiers(e)["m/c"] == "device" and e.pool.state("m/d")["state"] == "device"
 
 
 def test_close_ends_a_waiting_swap(make_engine, footprint):
