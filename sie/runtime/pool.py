@@ -422,18 +422,26 @@ class LruModelPool:
         return any(w.seq < mine and self._fits_now(w.slot, w.nbytes) for w in self._waits)
 
     def _claim_victims(self, wait: _RoomWait) -> None:
-        """Claim the busy resident models whose eviction (after the idle ones', LRU first) makes room. Models an
-        older wait claimed are left to it: their room is spoken for, so two waits drain two models at once."""
+        """Claim the models whose eviction makes room: as few busy ones as the idle ones leave needed (LRU
+        first), then the idle ones still needed. An idle model is claimed too, or a new request would make it
+        busy again before the wait's turn comes. Models an older wait claimed are left to it: their room is
+        spoken for, so two waits drain two models at once."""
         need = self._used(Tier.DEVICE) - wait.slot.device_bytes + wait.nbytes - self.memory_budget
         taken = {id(v) for w in self._waits if w.seq < wait.seq for v in w.claimed}
+        free = sorted((s for s in self._evictable(wait.slot) if id(s) not in taken), key=lambda s: s.last_used)
+        idle, busy = [s for s in free if s.active == 0], [s for s in free if s.active]
+        spare = sum(s.device_bytes for s in idle)
         victims = []
-        for s in sorted((s for s in self._evictable(wait.slot) if id(s) not in taken),
-                        key=lambda s: (s.active > 0, s.last_used)):
+        for s in busy:
+            if need <= spare:
+                break
+            need -= s.device_bytes
+            victims.append(s)
+        for s in idle:
             if need <= 0:
                 break
             need -= s.device_bytes
-            if s.active:
-                victims.append(s)
+            victims.append(s)
         self._set_claims(wait, victims)
 
     def _set_claims(self, wait: _RoomWait, victims: list[_Slot]) -> None:
