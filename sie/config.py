@@ -40,7 +40,9 @@ class Settings(BaseModel):
     pin: list[str] = Field(default_factory=list, description="Models never evicted (also preloaded).")
     idle_timeout: float | None = Field(None, gt=0, description="Evict models idle this many seconds.")
     load_wait_timeout: float = Field(120.0, gt=0, description="How long a request waits for its model to "
-                                                               "load before a 503 with Retry-After.")
+                                                               "load before a 503 with Retry-After; also how long "
+                                                               "a bring-up waits for busy models to drain so it "
+                                                               "can evict them (then 503 ResourceExhausted).")
     # -- batcher
     queue_capacity: int = Field(4096, gt=0, description="Sequences each lane (interactive, batch) of a model's "
                                                          "queue holds before 429.")

@@ -51,6 +51,10 @@ class Metrics:
                                 registry=r)
         self.swap_in_seconds = Histogram("sie_model_swap_in_seconds", "Seconds to bring a model back from host.",
                                          ["model"], buckets=LOAD_BUCKETS, registry=r)
+        self.swap_waits = Counter("sie_model_swap_waits_total",
+                                  "Bring-ups that found room only in busy models and waited for them to drain, "
+                                  "by result: ok, timeout (503 after the load wait timeout), abandoned (every "
+                                  "request for the model gave up first).", ["model", "result"], registry=r)
         self.evictions = Counter("sie_evictions_total", "Models evicted, by the tier they left.",
                                  ["model", "tier"], registry=r)
         self.oom_recoveries = Counter("sie_oom_recoveries_total",

@@ -6,6 +6,15 @@ Concurrent requests for an unloaded model share one load and wait for it (bounde
 Retry-After). A load that fails for good (missing or broken weights) is remembered and answered
 502 until an operator reloads it; every other model keeps serving.
 
+Fair swapping: a model that would fit if busy models were evicted does not fail at once (under steady
+traffic a busy model never idles, and the other would starve). Its bring-up claims those victims and
+waits, with the lock released, for them to drain: new requests for a claimed victim queue behind the
+pending swap instead of keeping it busy, so it drains, is evicted, the waiting model comes up, and the
+victim's queued requests start its own bring-up, which in turn claims the first model. Models take
+turns. The wait is bounded by the load wait timeout and ends early when nobody waits for the model any
+more. Only bring-ups wait, only on models resident or being loaded, and a bring-up waiting without
+device memory is never waited upon: no cycle of waits can form (no request holds two leases).
+
 One lock guards all slots; loads and swaps run on a small loader pool so compute never waits on
 disk. Eviction copies happen under the lock: rare, bounded by one model's size, and they keep the
 accounting trivially consistent.
@@ -48,12 +57,30 @@ class _Slot:
     loaded: LoadedModel | None = None
     error: SieError | None = None
     ready: concurrent.futures.Future | None = None   # resolves to the LoadedModel once on the device
-    inflight: int = 0
+    inflight: int = 0         # requests admitted and not answered: leases, and waiters for a load or a swap
+    queued: int = 0           # of those, waiting behind this model's pending swap-out (they hold no lease)
+    after_swap: concurrent.futures.Future | None = None  # what queued requests wait on: the next bring-up
+    claims: int = 0           # bring-ups waiting for this model to drain so they can evict it
     last_used: float = 0.0
     device_bytes: int = 0     # accounted on the device (an estimate while loading)
     host_bytes: int = 0
     pinned: bool = False
     loads: int = 0
+
+    @property
+    def active(self) -> int:
+        """Requests holding (or about to hold) this model on the device: eviction waits for 0."""
+        return self.inflight - self.queued
+
+
+@dataclass(eq=False)
+class _RoomWait:
+    """A bring-up waiting for busy models to drain; older waits are served first."""
+
+    slot: _Slot
+    nbytes: int
+    seq: int
+    claimed: list[_Slot] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +110,9 @@ class Lease:
         self.release()
 
 
+BRING_UP_THREADS = 16   # bring-ups at once, waiting for room included (a thread is made only when needed)
+STORAGE_LOADS = 2       # loads from storage at once: compute keeps its cores while models load
+
 Loader = Callable[[ModelCard], LoadedModel]
 Estimator = Callable[[ModelCard], int]
 
@@ -104,14 +134,21 @@ class LruModelPool:
         self.idle_timeout, self.load_wait_timeout = idle_timeout, load_wait_timeout
         self.metrics = metrics or Metrics()
         self._lock = threading.RLock()
+        self._room = threading.Condition(self._lock)   # notified on every change that may free room
+        self._waits: list[_RoomWait] = []
+        self._wait_seq = 0
         self._slots: dict[str, _Slot] = {}
-        self._loads = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sie-load")
+        # A bring-up may wait on its thread for busy models to drain: waits must not keep other models' loads
+        # from starting, so threads are plenty (made on demand) and storage loads are bounded separately.
+        self._loads = concurrent.futures.ThreadPoolExecutor(BRING_UP_THREADS, thread_name_prefix="sie-load")
+        self._storage = threading.BoundedSemaphore(STORAGE_LOADS)
         self._closed = threading.Event()
         for name in pinned:
             self._slot(name).pinned = True
         if idle_timeout:
             threading.Thread(target=self._sweep_forever, name="sie-idle-sweep", daemon=True).start()
-        self._publish()
+        with self._lock:
+            self._publish()
 
     # -- leases -----------------------------------------------------------------------------------
     async def acquire(self, name: str, timeout: float | None = None) -> Lease:
@@ -124,10 +161,10 @@ class LruModelPool:
             model = ready.result() if ready.done() else await asyncio.wait_for(
                 asyncio.shield(asyncio.wrap_future(ready)), wait)
         except TimeoutError:
-            self._end(slot)
+            self._end(slot, ready)
             raise _still_loading(slot, wait) from None
         except BaseException:
-            self._end(slot)
+            self._end(slot, ready)
             raise
         return Lease(self, slot, model)
 
@@ -137,10 +174,10 @@ class LruModelPool:
         try:
             model = ready.result(wait)
         except concurrent.futures.TimeoutError:
-            self._end(slot)
+            self._end(slot, ready)
             raise _still_loading(slot, wait) from None
         except BaseException:
-            self._end(slot)
+            self._end(slot, ready)
             raise
         return Lease(self, slot, model)
 
@@ -152,6 +189,13 @@ class LruModelPool:
             slot.inflight += 1
             slot.last_used = time.monotonic()
             self.metrics.inflight.labels(slot.card.name).set(slot.inflight)
+            if slot.tier == Tier.DEVICE and slot.claims:
+                # A bring-up waits for this model to drain: a new lease would keep it busy for ever. Queue
+                # behind the swap, as if it were loading (the wait ends when its next bring-up does).
+                slot.queued += 1
+                if slot.after_swap is None:
+                    slot.after_swap = concurrent.futures.Future()
+                return slot, slot.after_swap
             if slot.tier == Tier.DEVICE:
                 done: concurrent.futures.Future = concurrent.futures.Future()
                 done.set_result(slot.loaded)
@@ -160,11 +204,16 @@ class LruModelPool:
                 self._start_bring_up(slot)
             return slot, slot.ready
 
-    def _end(self, slot: _Slot) -> None:
+    def _end(self, slot: _Slot, waited_on: concurrent.futures.Future | None = None) -> None:
+        """A request is done with `slot` (or gave up waiting on `waited_on`)."""
         with self._lock:
             slot.inflight -= 1
+            if waited_on is not None and waited_on is slot.after_swap:
+                slot.queued -= 1
             slot.last_used = time.monotonic()
             self.metrics.inflight.labels(slot.card.name).set(slot.inflight)
+            if slot.active == 0:  # drained (a claimed victim), or nobody waits for a bring-up any more
+                self._room.notify_all()
 
     # -- admin ------------------------------------------------------------------------------------
     def load(self, name: str, timeout: float | None = None) -> dict:
@@ -225,6 +274,8 @@ class LruModelPool:
 
     def close(self) -> None:
         self._closed.set()
+        with self._lock:
+            self._room.notify_all()  # bring-ups waiting for room give up now, so the shutdown below ends
         self._loads.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             for slot in self._slots.values():
@@ -232,9 +283,15 @@ class LruModelPool:
 
     # -- bringing a model up ----------------------------------------------------------------------
     def _start_bring_up(self, slot: _Slot) -> None:
+        # Requests queued behind this model's swap-out are already waiting on after_swap: it becomes the load.
+        slot.ready, slot.after_swap, slot.queued = slot.after_swap or concurrent.futures.Future(), None, 0
+        if self._closed.is_set():  # close() has begun: the loader pool takes no more work
+            self._drop(slot)
+            slot.ready.set_exception(ModelLoading(f"model: '{slot.card.name}' is not loaded: the engine is "
+                                                  f"shutting down", field="model", retry_after=1.0))
+            return
         from_host = slot.tier == Tier.HOST
         slot.tier = Tier.LOADING
-        slot.ready = concurrent.futures.Future()
         self._publish()
         self._loads.submit(self._bring_up, slot, from_host)
 
@@ -244,24 +301,26 @@ class LruModelPool:
             if from_host:
                 start = time.perf_counter()
                 with self._lock:
-                    slot.host_bytes = 0  # leaving the host tier: its room may go to whatever we evict now
-                    self._reserve(slot, slot.loaded.footprint)
+                    waited = self._reserve(slot, slot.loaded.footprint, leaving_host=True)
                     slot.loaded.to(self.device)
                 if self.device.type == "cuda":  # the copies are non-blocking: time them, not their launch
                     torch.cuda.synchronize(self.device)
                 self.metrics.swap_ins.labels(name).inc()
-                self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start)
+                self.metrics.swap_in_seconds.labels(name).observe(time.perf_counter() - start - waited)
             else:
                 estimate = self._estimator(slot.card)
                 with self._lock:
                     self._reserve(slot, estimate)
-                start = time.perf_counter()
-                loaded = self._loader(slot.card)
+                with self._storage:
+                    start = time.perf_counter()
+                    loaded = self._loader(slot.card)
                 self.metrics.load_seconds.labels(name).observe(time.perf_counter() - start)
                 self.metrics.loads.labels(name, "ok").inc()
                 with self._lock:
                     slot.loaded, slot.loads = loaded, slot.loads + 1
-                    self._reserve(slot, loaded.footprint)  # the real size; may evict more
+                    # The real size; may evict more. The weights are on the device now: wait only for resident
+                    # models, never for other loads (they may be waiting for this one's memory).
+                    self._reserve(slot, loaded.footprint, holding=True)
             with self._lock:
                 slot.tier = Tier.DEVICE
                 slot.last_used = time.monotonic()
@@ -287,26 +346,119 @@ class LruModelPool:
         ready.set_exception(without_frames(error))
 
     # -- accounting and eviction (callers hold the lock) -------------------------------------------
-    def _reserve(self, slot: _Slot, nbytes: int) -> None:
-        """Account `nbytes` for `slot` on the device, evicting LRU idle models until it fits."""
-        slot.device_bytes = 0
-        while self._used(Tier.DEVICE) + nbytes > self.memory_budget:
-            victim = self._lru_victim(exclude=slot.card.name)
-            if victim is None:
-                busy = [f"{s.card.name} ({s.device_bytes >> 20} MiB, "
-                        f"{'pinned' if s.pinned else f'{s.inflight} in flight'})"
-                        for s in self._slots.values() if s.device_bytes and s is not slot]
-                raise ResourceExhausted(
-                    f"memory: '{slot.card.name}' needs {nbytes >> 20} MiB but the device budget is "
-                    f"{self.memory_budget >> 20} MiB and {self._used(Tier.DEVICE) >> 20} MiB is held by "
-                    f"models that cannot be evicted now: {', '.join(busy) or 'none'}",
-                    field="model", retry_after=5.0)
-            self._evict(victim)
-        slot.device_bytes = nbytes
+    def _reserve(self, slot: _Slot, nbytes: int, *, holding: bool = False, leaving_host: bool = False) -> float:
+        """Account `nbytes` for `slot` on the device, evicting LRU idle models until it fits.
+
+        If it would fit but for busy models (resident or loading), wait for them to drain, releasing the lock,
+        up to the load wait timeout; returns the seconds waited. `holding`: the slot's weights already occupy
+        its accounted bytes on the device, so it waits only for resident models. `leaving_host`: its host-tier
+        room goes to whatever is evicted now.
+        """
+        wait: _RoomWait | None = None
+        began = time.monotonic()
+        deadline = began + self.load_wait_timeout
+        result = "timeout"
+        try:
+            while True:
+                if self._fits_now(slot, nbytes) and not self._older_wait_fits(wait):
+                    if leaving_host:
+                        slot.host_bytes = 0
+                    drained = [s for s in wait.claimed if s.tier == Tier.DEVICE and s.active == 0] if wait else []
+                    while self._used(Tier.DEVICE) - slot.device_bytes + nbytes > self.memory_budget:
+                        # The models waited for go first: an idle model that was not needed stays.
+                        victim = drained.pop(0) if drained else self._lru_victim(exclude=slot.card.name)
+                        if victim is None:  # cannot happen while _fits_now agrees with _lru_victim
+                            raise self._no_room(slot, nbytes)
+                        self._evict(victim)
+                    slot.device_bytes, result = nbytes, "ok"
+                    return time.monotonic() - began if wait is not None else 0.0
+                if not self._could_fit(slot, nbytes, wait_for_loads=not holding):
+                    raise self._no_room(slot, nbytes)  # too big, or blocked by pinned models: waiting won't help
+                if slot.inflight == 0 or self._closed.is_set():
+                    result = "abandoned"  # every request for it gave up (or the pool closes): stop holding claims
+                    raise self._no_room(slot, nbytes)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._no_room(slot, nbytes)
+                if wait is None:
+                    self._wait_seq += 1
+                    wait = _RoomWait(slot, nbytes, self._wait_seq)
+                    self._waits.append(wait)
+                    log.info("%s waits for busy models to drain to get %d MiB", slot.card.name, nbytes >> 20)
+                self._claim_victims(wait)
+                self._room.wait(min(left, 1.0))  # releases the lock; the timeout only guards against a lost wake-up
+        finally:
+            if wait is not None:
+                self._waits.remove(wait)
+                self._set_claims(wait, [])
+                self.metrics.swap_waits.labels(slot.card.name, result).inc()
+                self._room.notify_all()  # a younger wait may have been yielding to this one
+
+    def _no_room(self, slot: _Slot, nbytes: int) -> ResourceExhausted:
+        busy = [f"{s.card.name} ({s.device_bytes >> 20} MiB, {'pinned' if s.pinned else f'{s.active} in flight'})"
+                for s in self._slots.values() if s.device_bytes and s is not slot]
+        return ResourceExhausted(
+            f"memory: '{slot.card.name}' needs {nbytes >> 20} MiB but the device budget is "
+            f"{self.memory_budget >> 20} MiB and {(self._used(Tier.DEVICE) - slot.device_bytes) >> 20} MiB is held "
+            f"by models that cannot be evicted now: {', '.join(busy) or 'none'}", field="model", retry_after=5.0)
+
+    def _evictable(self, exclude: _Slot | None) -> list[_Slot]:
+        return [s for s in self._slots.values() if s.tier == Tier.DEVICE and not s.pinned and s is not exclude]
+
+    def _fits_now(self, slot: _Slot, nbytes: int) -> bool:
+        """Free room plus idle resident models is enough for `slot`."""
+        idle = sum(s.device_bytes for s in self._evictable(slot) if s.active == 0)
+        return self._used(Tier.DEVICE) - slot.device_bytes - idle + nbytes <= self.memory_budget
+
+    def _could_fit(self, slot: _Slot, nbytes: int, *, wait_for_loads: bool) -> bool:
+        """`slot` would fit if every model that can drain were evicted (pinned ones never are)."""
+        fixed = sum(s.device_bytes for s in self._slots.values()
+                    if s is not slot and (s.pinned or (s.tier != Tier.DEVICE and not wait_for_loads)))
+        return fixed + nbytes <= self.memory_budget
+
+    def _older_wait_fits(self, wait: _RoomWait | None) -> bool:
+        """An older waiting bring-up can proceed now: it goes first (the room is its turn)."""
+        mine = wait.seq if wait is not None else self._wait_seq + 1
+        return any(w.seq < mine and self._fits_now(w.slot, w.nbytes) for w in self._waits)
+
+    def _claim_victims(self, wait: _RoomWait) -> None:
+        """Claim the models whose eviction makes room: as few busy ones as the idle ones leave needed (LRU
+        first), then the idle ones still needed. An idle model is claimed too, or a new request would make it
+        busy again before the wait's turn comes. Models an older wait claimed are left to it: their room is
+        spoken for, so two waits drain two models at once."""
+        need = self._used(Tier.DEVICE) - wait.slot.device_bytes + wait.nbytes - self.memory_budget
+        taken = {id(v) for w in self._waits if w.seq < wait.seq for v in w.claimed}
+        free = sorted((s for s in self._evictable(wait.slot) if id(s) not in taken), key=lambda s: s.last_used)
+        idle, busy = [s for s in free if s.active == 0], [s for s in free if s.active]
+        spare = sum(s.device_bytes for s in idle)
+        victims = []
+        for s in busy:
+            if need <= spare:
+                break
+            need -= s.device_bytes
+            victims.append(s)
+        for s in idle:
+            if need <= 0:
+                break
+            need -= s.device_bytes
+            victims.append(s)
+        self._set_claims(wait, victims)
+
+    def _set_claims(self, wait: _RoomWait, victims: list[_Slot]) -> None:
+        # Claim the new set before releasing the old, so a victim kept across re-plans never flaps free.
+        for s in victims:
+            s.claims += 1
+        for s in wait.claimed:
+            s.claims -= 1
+            if s.claims == 0 and s.after_swap is not None and s.tier == Tier.DEVICE:
+                # Nobody waits for it to drain any more: its queued requests take it as it is.
+                ready, s.after_swap, s.queued = s.after_swap, None, 0
+                ready.set_result(s.loaded)
+        wait.claimed = victims
 
     def _lru_victim(self, exclude: str | None) -> _Slot | None:
         idle = [s for s in self._slots.values()
-                if s.tier == Tier.DEVICE and s.inflight == 0 and not s.pinned and s.card.name != exclude]
+                if s.tier == Tier.DEVICE and s.active == 0 and not s.pinned and s.card.name != exclude]
         return min(idle, key=lambda s: s.last_used) if idle else None
 
     def _evict(self, slot: _Slot) -> None:
@@ -326,6 +478,9 @@ class LruModelPool:
         else:
             self._drop(slot)
             log.info("evicted %s", slot.card.name)
+        if slot.queued:  # requests queued behind this swap-out: bring it back (it waits its turn for room)
+            self._start_bring_up(slot)
+        slot.after_swap = None
 
     def _drop(self, slot: _Slot) -> None:
         had_device = slot.device_bytes > 0
@@ -349,6 +504,8 @@ class LruModelPool:
         return slot
 
     def _publish(self) -> None:
+        """The slots changed (caller holds the lock): export it, and wake bring-ups waiting for room."""
+        self._room.notify_all()
         m = self.metrics
         for tier in Tier:
             if tier != Tier.UNLOADED:
@@ -372,7 +529,7 @@ class LruModelPool:
         with self._lock:
             for s in list(self._slots.values()):
                 idle = now - s.last_used
-                if s.tier == Tier.DEVICE and s.inflight == 0 and not s.pinned and idle > self.idle_timeout:
+                if s.tier == Tier.DEVICE and s.active == 0 and not s.pinned and idle > self.idle_timeout:
                     self._evict(s)
                 elif s.tier == Tier.HOST and idle > 2 * self.idle_timeout:
                     self.metrics.evictions.labels(s.card.name, Tier.HOST.value).inc()
