@@ -364,7 +364,7 @@ class IngestRunner:
         try:
             self._apply(steps, live, retries=self.p.retry.attempts)
         except Exception as e:
-            if getattr(e, "code", None) == "unreachable" or _engine_busy(e):
+            if _engine_busy(e):
                 # No document is at fault (the engine is gone, or still refusing work for want of memory or
                 # queue room): stop here rather than dead-letter the whole corpus, each batch after its own
                 # full retry budget. What is not committed is simply redone by a rerun.
@@ -474,8 +474,9 @@ def _transient(e: BaseException) -> bool:
 
 
 def _engine_busy(e: BaseException) -> bool:
-    """The engine refused the work for now (429 queue full, 503 out of memory or still loading): the same
-    batch would be refused source by source too, so isolating sources would only dead-letter them all."""
+    """The engine is gone or refused the work for now (503 unreachable, out of memory or still loading; 429
+    queue full): the same batch would fail source by source too, so isolating sources would only
+    dead-letter them all."""
     return isinstance(getattr(e, "code", None), str) and http_status(e) in (429, 503)
 
 
