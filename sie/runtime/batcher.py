@@ -4,8 +4,9 @@ thread per device.
 Every job is in a lane: `interactive` (queries, rerank at query time, the HTTP default) or `batch` (ingest
 runs, bulk callers). A request's sequences enter its model's queue of that lane, longest first. Whenever
 the device is free (continuous batching: no timer adds latency to a lone request) the compute thread
-cuts the next batch: from the interactive lane while it holds work, from the model whose oldest
-sequence has waited longest; compatible sequences (same kind of work) up to the model's token budget.
+cuts the next batch: from the interactive lane while it holds work, from the model whose head sequence
+is most urgent; compatible sequences (same kind of work) up to the model's token budget. Within a lane's
+queue, work with a deadline goes first (earliest deadline first), then the rest in arrival order.
 While both lanes wait, every BULK_EVERY-th batch comes from the batch lane, so bulk work keeps a fixed
 minimum share and cannot starve. A batch never mixes lanes.
 
@@ -208,22 +209,35 @@ class TokenBudgetBatcher:
         if (reason := self._refusal(job, q, tokens)) is not None:
             return reason
         job.enqueued = time.monotonic()
-        q.extend(_Piece(job, i, len(job.seqs[i].ids))
-                 for i in sorted(range(len(job.seqs)), key=lambda i: -len(job.seqs[i].ids)))
+        pieces = [_Piece(job, i, len(job.seqs[i].ids))
+                  for i in sorted(range(len(job.seqs)), key=lambda i: -len(job.seqs[i].ids))]
+        if job.deadline is None or not q or _urgency(q[-1].job) <= _urgency(job):
+            q.extend(pieces)
+        else:  # earliest deadline first: ahead of work due later and of work with no deadline
+            at = next(i for i, piece in enumerate(q) if _urgency(piece.job) > _urgency(job))
+            q.rotate(-at)
+            q.extendleft(reversed(pieces))
+            q.rotate(at)
         self._queued_tokens[lane_key] = self._queued_tokens.get(lane_key, 0) + tokens
         self.metrics.queue_depth.labels(job.model, job.lane).set(len(q))
         self._cv.notify_all()
         return None
 
     def _refusal(self, job: Job, q: deque[_Piece], tokens: int) -> str | None:
-        """Why this job cannot be queued now (None: it can). An empty lane always admits."""
+        """Why this job cannot be queued now (None: it can). An empty lane always admits. The bounds count
+        the work the job would wait behind: a job with a deadline goes ahead of the deadline-free work, so
+        a flood of that work (which keeps the lane full) does not keep it out."""
         if not q:
             return None
-        if len(q) + len(job.seqs) > self.queue_capacity:
-            return f"has {len(q)} sequences waiting (capacity {self.queue_capacity})"
+        ahead = [p for p in q if _urgency(p.job) <= _urgency(job)] if job.deadline is not None else q
+        if len(ahead) + len(job.seqs) > self.queue_capacity:
+            return f"has {len(ahead)} sequences waiting (capacity {self.queue_capacity})"
         rate = self._tokens_per_s.get(job.model)
         if self.max_queue_wait and rate:
-            wait = (self._tokens_ahead(job.model, job.lane) + tokens) / rate
+            queued = self._tokens_ahead(job.model, job.lane)
+            if ahead is not q:
+                queued -= self._queued_tokens.get((job.model, job.lane), 0) - sum(p.tokens for p in ahead)
+            wait = (queued + tokens) / rate
             if wait > self.max_queue_wait:
                 return (f"would make this request wait ~{wait:.1f}s in the queue "
                         f"(limit {self.max_queue_wait:g}s, SIE_MAX_QUEUE_WAIT)")
@@ -293,7 +307,7 @@ class TokenBudgetBatcher:
         for (model, lane), q in self._queues.items():
             self._drop_dead(model, lane, q, now)
             if q:
-                heads[lane].append((q[0].job.enqueued, model))
+                heads[lane].append((_urgency(q[0].job), model))
         interactive, bulk = heads["interactive"], heads["batch"]
         if not bulk:
             self._interactive_run = 0
@@ -410,6 +424,13 @@ class TokenBudgetBatcher:
     def _fail(self, pieces: list[_Piece], error: SieError) -> None:
         for job in {id(p.job): p.job for p in pieces}.values():
             _fail_job(job, error)
+
+
+def _urgency(job: Job) -> tuple[int, float]:
+    """Queue order within a lane: work with a deadline first, earliest deadline first; then the rest, oldest
+    first. A query pipeline's engine calls carry what is left of the query's budget, so under a flood of
+    deadline-free calls in the same lane they are served while they can still be used."""
+    return (0, job.deadline) if job.deadline is not None else (1, job.enqueued)
 
 
 def _longest_first(pieces: list[_Piece]) -> list[_Piece]:

@@ -226,3 +226,25 @@ def test_an_engine_call_past_its_timeout_is_a_504_naming_the_call(engine):
 
     error, waited = engine._sync.run(scenario())
     assert waited < 1.0 and http_status(error) == 504 and "t/normal" in error.message
+
+
+def test_within_a_lane_work_with_a_deadline_goes_first_earliest_first(engine, probe):
+    """A query pipeline's calls carry what is left of its budget: behind a flood of deadline-free calls in the
+    same lane they would expire unserved, so the queue puts them first, earliest deadline first."""
+    batcher = TokenBudgetBatcher(Metrics(), queue_capacity=100, compute={**COMPUTE, "probe": probe})
+    loaded = engine.model("t/normal")
+    try:
+        hold_device(batcher, engine, probe)
+        now = time.monotonic()
+        jobs = [batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 8), ["F"] * 8),
+                batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["L"] * 4, deadline=now + 30),
+                batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["E"] * 4, deadline=now + 20),
+                batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["G"] * 4)]
+        probe.gate.set()
+        for job in jobs:
+            assert job.future.result(10) is None
+    finally:
+        probe.gate.set()
+        batcher.close()
+    # 4 sequences per batch: the earlier deadline, the later one, then the deadline-free work in arrival order
+    assert probe.lanes() == ["H", "E", "L", "F", "F", "G"]
