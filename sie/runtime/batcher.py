@@ -140,6 +140,16 @@ class TokenBudgetBatcher:
                     raise self._refuse(job, reason)
         return job
 
+    def refuse_early(self, loaded: LoadedModel, lane: Lane, deadline: float | None) -> None:
+        """Before a request is tokenized: QueueFull when its lane is so full that any job would be refused.
+        A client that ignores Retry-After would otherwise have the server tokenize every request it sends
+        only to refuse it, starving the event loop and the tokenizer threads of the work that is served."""
+        probe = Job(loaded, "probe", None, [], [], check_lane(lane), deadline)
+        with self._cv:
+            q = self._queues.get((probe.model, probe.lane))
+            if q and (reason := self._refusal(probe, q, 0, seqs=1)) is not None:
+                raise self._refuse(probe, reason)
+
     async def run(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized],
                   metas: list[Any], *, wait: bool = False, lane: Lane = "interactive",
                   deadline: float | None = None) -> Job:
@@ -223,14 +233,14 @@ class TokenBudgetBatcher:
         self._cv.notify_all()
         return None
 
-    def _refusal(self, job: Job, q: deque[_Piece], tokens: int) -> str | None:
+    def _refusal(self, job: Job, q: deque[_Piece], tokens: int, seqs: int | None = None) -> str | None:
         """Why this job cannot be queued now (None: it can). An empty lane always admits. The bounds count
         the work the job would wait behind: a job with a deadline goes ahead of the deadline-free work, so
         a flood of that work (which keeps the lane full) does not keep it out."""
         if not q:
             return None
         ahead = [p for p in q if _urgency(p.job) <= _urgency(job)] if job.deadline is not None else q
-        if len(ahead) + len(job.seqs) > self.queue_capacity:
+        if len(ahead) + (len(job.seqs) if seqs is None else seqs) > self.queue_capacity:
             return f"has {len(ahead)} sequences waiting (capacity {self.queue_capacity})"
         rate = self._tokens_per_s.get(job.model)
         if self.max_queue_wait and rate:

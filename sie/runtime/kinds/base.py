@@ -99,7 +99,10 @@ class Runtime:
         return await self.pool.acquire(card.name)
 
     async def prepare(self, loaded: LoadedModel, work: Callable[[], T]) -> tuple[T, float]:
-        """`work` on the lane's tokenizer threads; its result and the seconds it took."""
+        """`work` on the lane's tokenizer threads; its result and the seconds it took. A caller that is
+        refused when the lane is full is refused before it is tokenized."""
+        if not self.schedule.get("wait", True):
+            self.batcher.refuse_early(loaded, self.lane, self.schedule.get("deadline"))
         return await self.tokenizing(loaded, work, self.lane)
 
     async def run(self, loaded: LoadedModel, plan: Plan) -> Job:

@@ -248,3 +248,16 @@ def test_within_a_lane_work_with_a_deadline_goes_first_earliest_first(engine, pr
         batcher.close()
     # 4 sequences per batch: the earlier deadline, the later one, then the deadline-free work in arrival order
     assert probe.lanes() == ["H", "E", "L", "F", "F", "G"]
+
+
+def test_a_full_lane_refuses_before_tokenizing_but_not_work_due_sooner(engine, batcher, probe):
+    """`refuse_early` runs before a request is tokenized: a client ignoring Retry-After costs no tokenizing."""
+    loaded = engine.model("t/normal")
+    hold_device(batcher, engine, probe)
+    batcher.refuse_early(loaded, "interactive", None)      # room: nothing raised
+    batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 8), ["I-full"] * 8)  # capacity 8: full now
+    with pytest.raises(QueueFull, match="capacity 8"):
+        batcher.refuse_early(loaded, "interactive", None)
+    batcher.refuse_early(loaded, "interactive", time.monotonic() + 30)  # due sooner: nothing is ahead of it
+    batcher.refuse_early(loaded, "batch", None)            # the other lane is empty
+    probe.gate.set()
