@@ -20,7 +20,7 @@ PDF_SUFFIXES = frozenset({".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 DOCX_SUFFIXES = frozenset({".docx"})
 DOCUMENT_SUFFIXES = PDF_SUFFIXES | HTML_SUFFIXES | DOCX_SUFFIXES
-PAGE_BREAK = "\f"
+from pipelines.structure import PAGE_BREAK  # noqa: E402  (one definition: the chunker reads it)
 
 
 class DocumentRefused(ValueError):

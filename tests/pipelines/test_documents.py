@@ -126,7 +126,7 @@ def folder_of_documents(tmp_path, engine_server):
         engine: {engine_server.url}
         source: {{type: files, root: ./docs}}
         steps:
-          - chunk: {{by: paragraphs, size: 1}}
+          - chunk: {{by: structure, size: 64, overlap: 8, prefix_section: true}}
           - encode: {{model: tiny/embed}}
         sinks:
           - {{type: lancedb, uri: ./lance, collection: documents}}
@@ -146,8 +146,13 @@ def test_sie_run_indexes_a_folder_of_documents_and_refuses_the_scan(folder_of_do
     for r in rows:
         meta = json.loads(r["metadata"])
         per_source.setdefault(meta["source"], []).append(meta)
-    assert {k: len(v) for k, v in per_source.items()} == {"handbook.pdf": 1, "vacation.html": 5,
-                                                          "handbook.docx": 5, "notes.md": 2}
+    # by: structure: one chunk per section at this size; the PDF (no headings) is one chunk over its 2 pages.
+    assert {k: [(m["section"], m.get("page"), m.get("page_last")) for m in v]
+            for k, v in sorted(per_source.items())} == {
+        "handbook.docx": [(["Handbook"], None, None), (["Handbook", "Vacation"], None, None)],
+        "handbook.pdf": [([], 1, 2)],
+        "notes.md": [(["Notes"], None, None)],
+        "vacation.html": [(["Vacation"], None, None), (["Vacation", "Carry-over"], None, None)]}
     assert {m["title"] for m in per_source["handbook.pdf"] + per_source["handbook.docx"]} == {"The Handbook",
                                                                                                  "Handbook"}
     assert {m["url"] for m in per_source["vacation.html"]} == {"https://example.com/handbook/vacation"}
