@@ -1,11 +1,13 @@
-"""Where documents come from: files under a root (.txt/.md/.rst: one document per file; .jsonl/.csv/
-.parquet: one document per row), or records posted with a run request.
+"""Where documents come from: files under a root (.txt/.md/.rst, and .pdf/.html/.docx read by
+pipelines/documents.py: one document per file; .jsonl/.csv/.parquet: one document per row), or records
+posted with a run request.
 
 A document's id is its source id: the file's path relative to the root, or `path#row-id` for a row (the
 `id_field` value, else the 1-based line/row number). Its hash covers its text and metadata, so an edit
 anywhere in it is seen. Files are never read outside the root: patterns cannot hold `..`, and a path
 that is or passes through a symlink, or resolves outside the root, is refused. So is a file over
-`max_file_bytes`, one that is not text in `encoding`, one that cannot be read (permissions), a folder that
+`max_file_bytes`, one that is not text in `encoding` (or whose bytes are not its suffix's format), a
+document its parser refuses (no text layer, encrypted, corrupt), one that cannot be read (permissions), a folder that
 cannot be listed, and a row without an id or text. Each refusal is a `Refusal` (path + reason) the run
 counts and lists; its sources are protected from `sync_deletions` (`protects`): refused is not vanished.
 A shard owns the sources whose id hashes to its index, so N indexed jobs split any corpus deterministically;
@@ -28,12 +30,14 @@ from typing import Any
 
 from connectors.ids import content_hash
 from connectors.metadata import metadata_problem
+from pipelines.documents import DOCUMENT_SUFFIXES, parse, text_problem
 from pipelines.errors import SourceError
 from pipelines.spec import FilesSource, RecordsSource
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 TABLE_SUFFIXES = frozenset({".csv", ".parquet"}) | JSONL_SUFFIXES
+WHOLE_FILE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES   # one document per file
 MAX_ID_CHARS = 512
 
 
@@ -132,7 +136,7 @@ class FileSource:
                     continue
                 elif not path.resolve().is_relative_to(real_root):
                     refused[key] = f"outside the root {root}"
-                elif path.suffix.lower() not in TEXT_SUFFIXES | TABLE_SUFFIXES:
+                elif path.suffix.lower() not in WHOLE_FILE_SUFFIXES | TABLE_SUFFIXES:
                     self.unsupported += 1
                 else:
                     found[key] = path
@@ -154,7 +158,7 @@ class FileSource:
         for path in self.paths() if paths is None else paths:
             rel = path.relative_to(root).as_posix()
             suffix = path.suffix.lower()
-            if suffix in TEXT_SUFFIXES and not self.shard.owns(rel):
+            if suffix in WHOLE_FILE_SUFFIXES and not self.shard.owns(rel):
                 continue  # decided before reading: a shard reads only its own whole-file sources
             rows = 0  # rows yielded from a table file before a failure
             try:
@@ -163,7 +167,10 @@ class FileSource:
                     self._refuse(rel, f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
                     continue
                 if suffix in TEXT_SUFFIXES:
-                    yield Document(rel, path.read_text(encoding=self.config.encoding), {"path": rel})
+                    yield Document(rel, self._text(path.read_bytes(), suffix), {"path": rel})
+                elif suffix in DOCUMENT_SUFFIXES:
+                    parsed = parse(path.read_bytes(), suffix, rel)
+                    yield Document(rel, parsed.text, {**parsed.metadata, "path": rel})
                 else:
                     for doc in self._rows(path, rel, suffix):
                         rows += 1
@@ -175,8 +182,17 @@ class FileSource:
                 self._refuse(rel, f"not {self.config.encoding} text (source.encoding){where}")
             except OSError as e:
                 self._refuse(rel, f"cannot be read: {_os_reason(e)}")
-            except (SourceError, ValueError) as e:
+            except (SourceError, ValueError) as e:  # DocumentRefused included: the parser's reason
                 self._refuse(rel, getattr(e, "message", None) or str(e))
+            except ImportError as e:
+                self._refuse(rel, f"{suffix} files need the documents extra (pip install 'sie[documents]'): {e}")
+
+    def _text(self, data: bytes, suffix: str) -> str:
+        problem = text_problem(data, suffix)
+        if problem:
+            raise SourceError(problem)
+        # As read_text did: universal newlines, so offsets do not depend on where the file was written.
+        return data.decode(self.config.encoding).replace("\r\n", "\n").replace("\r", "\n")
 
     def _rows(self, path: Path, rel: str, suffix: str) -> Iterator[Document]:
         c = self.config

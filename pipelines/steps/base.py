@@ -123,6 +123,7 @@ class Chunk:
     end: int
     metadata: dict[str, Any]
     vectors: dict[str, Any] = field(default_factory=dict)
+    embed_text: str | None = None   # what encode embeds when it differs from the stored text (prefix_section)
 
 
 @dataclass

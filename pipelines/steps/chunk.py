@@ -4,6 +4,11 @@ offsets of its text in the source's text, so a hit can be traced back to where i
 
     - chunk: {by: tokens, size: 256, overlap: 32, tokenizer: all-MiniLM-L6-v2}
     - chunk: {by: sentences, size: 5, overlap: 1}
+    - chunk: {by: structure, size: 256, overlap: 32, prefix_section: true}
+
+`by: structure` (pipelines/structure.py) splits at headings, then blocks, then sentences, packs them up to
+`size` tokens and puts the heading path in each chunk's `section` metadata; sources with pages (PDF) give
+every chunk, whatever `by`, its `page`, `page_last` and `page_chars`.
 """
 
 from __future__ import annotations
@@ -15,31 +20,44 @@ from pydantic import Field, model_validator
 
 from pipelines.steps.base import Chunk, IngestStep, StepConfig
 from pipelines.steps.rules import Before, Once, uses_model
+from pipelines.structure import PAGE_BREAK, chunk_spans, page_metadata
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
 class ChunkConfig(StepConfig):
-    by: Literal["tokens", "sentences", "paragraphs", "characters"] = Field(
-        "tokens", description="The unit `size` and `overlap` count.")
+    by: Literal["tokens", "structure", "sentences", "paragraphs", "characters"] = Field(
+        "tokens", description="The unit `size` and `overlap` count (structure: tokens, packed in headings "
+                              "and blocks).")
     size: int = Field(256, gt=0, le=100_000, description="Units per chunk.")
     overlap: int = Field(0, ge=0, description="Units shared by consecutive chunks (less than size).")
     tokenizer: str | None = Field(None, description="by: tokens — the model whose tokenizer counts "
                                                     "(default: the first encode step's model).")
     min_chars: int = Field(1, ge=0, description="Chunks with fewer non-space characters are dropped.")
+    prefix_section: bool = Field(False, description="by: structure — embed each chunk with its heading path "
+                                                    "before its text (the stored text stays as read).")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkConfig:
         if self.overlap >= self.size:
             raise ValueError(f"overlap ({self.overlap}) must be less than size ({self.size})")
+        if self.prefix_section and self.by != "structure":
+            raise ValueError(f"prefix_section needs by: structure (the heading path), not by: {self.by}")
         return self
 
+    @property
+    def counts_tokens(self) -> bool:
+        return self.by in ("tokens", "structure")
+
     def models(self) -> list[tuple[str, str, str]]:
-        return [("tokenizer", self.tokenizer, "tokenizer")] if self.by == "tokens" and self.tokenizer else []
+        return [("tokenizer", self.tokenizer, "tokenizer")] if self.counts_tokens and self.tokenizer else []
 
     def tokenizer_default_key(self) -> str | None:
-        return "tokenizer" if self.by == "tokens" and self.tokenizer is None else None
+        return "tokenizer" if self.counts_tokens and self.tokenizer is None else None
+
+    def metadata_outputs(self) -> list[str]:
+        return (["section"] if self.by == "structure" else []) + ["page", "page_last", "page_chars"]
 
 
 class ChunkStep(IngestStep):
@@ -52,18 +70,34 @@ class ChunkStep(IngestStep):
     def apply(self, chunks: list[Chunk]) -> list[Chunk]:
         out: list[Chunk] = []
         for parent in chunks:
-            for start, end in self.spans(parent.text):
+            paged = "pages" in parent.metadata and PAGE_BREAK in parent.text
+            for start, end, section in self.sections(parent.text):
                 piece = parent.text[start:end]
                 if len(piece.strip()) < max(1, self.config.min_chars):
                     continue
-                out.append(Chunk(parent.source_id, 0, piece, parent.start + start, parent.start + end,
-                                 dict(parent.metadata)))
+                metadata = dict(parent.metadata)
+                if section is not None:
+                    metadata["section"] = list(section)
+                if paged:
+                    metadata.update(page_metadata(parent.text, start, end))
+                chunk = Chunk(parent.source_id, 0, piece, parent.start + start, parent.start + end, metadata)
+                if self.config.prefix_section and section:
+                    chunk.embed_text = " > ".join(section) + "\n\n" + piece
+                out.append(chunk)
         # Indices number the chunks of each source in order (they are part of the record ids).
         counters: dict[str, int] = {}
         for chunk in out:
             chunk.index = counters.get(chunk.source_id, 0)
             counters[chunk.source_id] = chunk.index + 1
         return out
+
+    def sections(self, text: str) -> list[tuple[int, int, tuple[str, ...] | None]]:
+        """Spans of the chunks of `text` with their heading paths (None where `by` does not read them)."""
+        c = self.config
+        if c.by == "structure":
+            assert c.tokenizer is not None  # filled in from the encode step by the spec
+            return chunk_spans(text, c.size, c.overlap, self.ctx.tokenizer(c.tokenizer).count) if text else []
+        return [(s, e, None) for s, e in self.spans(text)]
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the chunks of `text`."""

@@ -107,7 +107,8 @@ class EncodeStep(IngestStep):
         if not chunks:
             return chunks
         c: EncodeConfig = self.config
-        items = self.ctx.engine.encode_sync(c.model, [ch.text for ch in chunks],
+        texts = [ch.text if ch.embed_text is None else ch.embed_text for ch in chunks]  # prefix_section
+        items = self.ctx.engine.encode_sync(c.model, texts,
                                             **engine_options(c, c.mode == "query"), **BULK)
         for chunk, item in zip(chunks, items, strict=True):
             chunk.vectors.update(vectors_of(c, item))
