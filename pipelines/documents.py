@@ -16,11 +16,12 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.structure import PAGE_BREAK
+
 PDF_SUFFIXES = frozenset({".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 DOCX_SUFFIXES = frozenset({".docx"})
 DOCUMENT_SUFFIXES = PDF_SUFFIXES | HTML_SUFFIXES | DOCX_SUFFIXES
-from pipelines.structure import PAGE_BREAK  # noqa: E402  (one definition: the chunker reads it)
 
 
 class DocumentRefused(ValueError):
@@ -31,6 +32,11 @@ class DocumentRefused(ValueError):
 class Parsed:
     text: str
     metadata: dict[str, Any]
+
+
+def universal_newlines(text: str) -> str:
+    """\r\n and \r as \n (as read_text does), so offsets do not depend on where a file was written."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def sniff(data: bytes) -> str | None:
@@ -86,8 +92,7 @@ def _pdf(data: bytes) -> Parsed:
             page = doc[i]
             textpage = page.get_textpage()
             # pdfium ends lines with \r\n; one newline keeps offsets the same on every platform.
-            pages.append(textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
-                         .replace(PAGE_BREAK, "\n"))
+            pages.append(universal_newlines(textpage.get_text_bounded()).replace(PAGE_BREAK, "\n"))
             textpage.close()
             page.close()
         info = doc.get_metadata_dict(skip_empty=True)

@@ -30,7 +30,7 @@ from typing import Any
 
 from connectors.ids import content_hash
 from connectors.metadata import metadata_problem
-from pipelines.documents import DOCUMENT_SUFFIXES, parse, text_problem
+from pipelines.documents import DOCUMENT_SUFFIXES, parse, text_problem, universal_newlines
 from pipelines.errors import SourceError
 from pipelines.spec import FilesSource, RecordsSource
 
@@ -191,8 +191,7 @@ class FileSource:
         problem = text_problem(data, suffix)
         if problem:
             raise SourceError(problem)
-        # As read_text did: universal newlines, so offsets do not depend on where the file was written.
-        return data.decode(self.config.encoding).replace("\r\n", "\n").replace("\r", "\n")
+        return universal_newlines(data.decode(self.config.encoding))
 
     def _rows(self, path: Path, rel: str, suffix: str) -> Iterator[Document]:
         c = self.config

@@ -70,8 +70,9 @@ def blocks(text: str) -> list[Block]:
     return out
 
 
-def _spans(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
-    """Pieces of text[start:end] between matches of a separator pattern, without surrounding whitespace."""
+def split_spans(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Pieces of text[start:end] between matches of a separator pattern (kept with the piece before it, less
+    its trailing whitespace), without surrounding whitespace."""
     out, at = [], start
     for m in pattern.finditer(text, start, end):
         out.append((at, m.start() + len(m.group(0).rstrip())))
@@ -115,7 +116,7 @@ def _pieces(text: str, block: Block, size: int,
             count: Callable[[list[str]], list[int]]) -> list[tuple[int, int, int]]:
     """A block too large for one chunk as sentences (a table or code as rows / lines), and a sentence too
     large as words."""
-    sentences = _spans(text, block.start, block.end, LINE_END if block.kind in LINED else SENTENCE_END)
+    sentences = split_spans(text, block.start, block.end, LINE_END if block.kind in LINED else SENTENCE_END)
     counts = count([text[s:e] for s, e in sentences])
     out = []
     for (s, e), n in zip(sentences, counts, strict=True):
@@ -152,11 +153,14 @@ def _pack(units: list[tuple[int, int, int, int]], size: int, overlap: int) -> li
     return out
 
 
-def page_metadata(text: str, start: int, end: int) -> dict[str, Any]:
+def page_starts(text: str) -> list[int]:
+    """Where each page begins in a text whose pages are joined by form feeds."""
+    return [0] + [i + 1 for i, ch in enumerate(text) if ch == PAGE_BREAK]
+
+
+def page_metadata(starts: list[int], start: int, end: int) -> dict[str, Any]:
     """`page` (1-based, first), `page_last` and `page_chars` (offsets into the first and last page's text)
-    of text[start:end] in a text whose pages are joined by form feeds."""
-    page_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == PAGE_BREAK]
-    first = bisect.bisect_right(page_starts, start)
-    last = bisect.bisect_right(page_starts, max(start, end - 1))
-    return {"page": first, "page_last": last,
-            "page_chars": [start - page_starts[first - 1], end - page_starts[last - 1]]}
+    of text[start:end], given the text's `page_starts`."""
+    first = bisect.bisect_right(starts, start)
+    last = bisect.bisect_right(starts, max(start, end - 1))
+    return {"page": first, "page_last": last, "page_chars": [start - starts[first - 1], end - starts[last - 1]]}

@@ -20,9 +20,8 @@ from pydantic import Field, model_validator
 
 from pipelines.steps.base import Chunk, IngestStep, StepConfig
 from pipelines.steps.rules import Before, Once, uses_model
-from pipelines.structure import PAGE_BREAK, chunk_spans, page_metadata
+from pipelines.structure import PAGE_BREAK, SENTENCE_END, chunk_spans, page_metadata, page_starts, split_spans
 
-SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 
@@ -70,7 +69,7 @@ class ChunkStep(IngestStep):
     def apply(self, chunks: list[Chunk]) -> list[Chunk]:
         out: list[Chunk] = []
         for parent in chunks:
-            paged = "pages" in parent.metadata and PAGE_BREAK in parent.text
+            starts = page_starts(parent.text) if "pages" in parent.metadata and PAGE_BREAK in parent.text else None
             for start, end, section in self.sections(parent.text):
                 piece = parent.text[start:end]
                 if len(piece.strip()) < max(1, self.config.min_chars):
@@ -78,8 +77,8 @@ class ChunkStep(IngestStep):
                 metadata = dict(parent.metadata)
                 if section is not None:
                     metadata["section"] = list(section)
-                if paged:
-                    metadata.update(page_metadata(parent.text, start, end))
+                if starts is not None:
+                    metadata.update(page_metadata(starts, start, end))
                 chunk = Chunk(parent.source_id, 0, piece, parent.start + start, parent.start + end, metadata)
                 if self.config.prefix_section and section:
                     chunk.embed_text = " > ".join(section) + "\n\n" + piece
@@ -110,25 +109,8 @@ class ChunkStep(IngestStep):
             assert c.tokenizer is not None  # filled in from the encode step by the spec
             units = [(s, e) for s, e in self.ctx.tokenizer(c.tokenizer).encode(text).offsets if e > s]
         else:
-            units = _split(text, SENTENCE_END if c.by == "sentences" else PARAGRAPH_BREAK)
+            units = split_spans(text, 0, len(text), SENTENCE_END if c.by == "sentences" else PARAGRAPH_BREAK)
         return windows(units, c.size, c.overlap)
-
-
-def _split(text: str, boundary: re.Pattern[str]) -> list[tuple[int, int]]:
-    """Spans of the text between boundaries, without the whitespace around them."""
-    spans, start = [], 0
-    for m in boundary.finditer(text):
-        spans.append((start, m.start() + len(m.group(0).rstrip())))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for s, e in spans:
-        piece = text[s:e]
-        stripped = piece.strip()
-        if stripped:
-            lead = len(piece) - len(piece.lstrip())
-            out.append((s + lead, s + lead + len(stripped)))
-    return out
 
 
 def windows(units: list[tuple[int, int]], size: int, overlap: int) -> list[tuple[int, int]]:
