@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import heapq
+import itertools
 import logging
 import threading
 import time
@@ -147,7 +148,7 @@ class TokenBudgetBatcher:
         probe = Job(loaded, "probe", None, [], [], check_lane(lane), deadline)
         with self._cv:
             q = self._queues.get((probe.model, probe.lane))
-            if q and (reason := self._refusal(probe, q, 0, seqs=1)) is not None:
+            if q and (reason := self._refusal(probe, q, self._ahead(probe, q), 1, 0)) is not None:
                 raise self._refuse(probe, reason)
 
     async def run(self, loaded: LoadedModel, kind: str, key: Hashable, seqs: list[Tokenized],
@@ -216,15 +217,15 @@ class TokenBudgetBatcher:
         lane_key = (job.model, job.lane)
         q = self._queues.setdefault(lane_key, deque())
         tokens = job.tokens
-        if (reason := self._refusal(job, q, tokens)) is not None:
+        at = self._ahead(job, q)
+        if (reason := self._refusal(job, q, at, len(job.seqs), tokens)) is not None:
             return reason
         job.enqueued = time.monotonic()
         pieces = [_Piece(job, i, len(job.seqs[i].ids))
                   for i in sorted(range(len(job.seqs)), key=lambda i: -len(job.seqs[i].ids))]
-        if job.deadline is None or not q or _urgency(q[-1].job) <= _urgency(job):
+        if at == len(q):
             q.extend(pieces)
         else:  # earliest deadline first: ahead of work due later and of work with no deadline
-            at = next(i for i, piece in enumerate(q) if _urgency(piece.job) > _urgency(job))
             q.rotate(-at)
             q.extendleft(reversed(pieces))
             q.rotate(at)
@@ -233,20 +234,28 @@ class TokenBudgetBatcher:
         self._cv.notify_all()
         return None
 
-    def _refusal(self, job: Job, q: deque[_Piece], tokens: int, seqs: int | None = None) -> str | None:
-        """Why this job cannot be queued now (None: it can). An empty lane always admits. The bounds count
-        the work the job would wait behind: a job with a deadline goes ahead of the deadline-free work, so
-        a flood of that work (which keeps the lane full) does not keep it out."""
+    def _ahead(self, job: Job, q: deque[_Piece]) -> int:
+        """How many queued sequences `job` would wait behind in its lane. The queue is kept in `_urgency`
+        order, so they are its first ones: all of them for work without a deadline."""
+        if job.deadline is None or not q or _urgency(q[-1].job) <= _urgency(job):
+            return len(q)
+        urgency = _urgency(job)
+        return next(i for i, piece in enumerate(q) if _urgency(piece.job) > urgency)
+
+    def _refusal(self, job: Job, q: deque[_Piece], ahead: int, seqs: int, tokens: int) -> str | None:
+        """Why `seqs` sequences of `tokens` cannot be queued now behind the lane's first `ahead` (None: they
+        can). An empty lane always admits. The bounds count the work the job would wait behind: a job with a
+        deadline goes ahead of the deadline-free work, so a flood of that work (which keeps the lane full)
+        does not keep it out."""
         if not q:
             return None
-        ahead = [p for p in q if _urgency(p.job) <= _urgency(job)] if job.deadline is not None else q
-        if len(ahead) + (len(job.seqs) if seqs is None else seqs) > self.queue_capacity:
-            return f"has {len(ahead)} sequences waiting (capacity {self.queue_capacity})"
+        if ahead + seqs > self.queue_capacity:
+            return f"has {ahead} sequences waiting (capacity {self.queue_capacity})"
         rate = self._tokens_per_s.get(job.model)
         if self.max_queue_wait and rate:
             queued = self._tokens_ahead(job.model, job.lane)
-            if ahead is not q:
-                queued -= self._queued_tokens.get((job.model, job.lane), 0) - sum(p.tokens for p in ahead)
+            if ahead < len(q):  # it goes ahead of the rest of its lane
+                queued += sum(p.tokens for p in itertools.islice(q, ahead)) - self._queued_tokens[(job.model, job.lane)]
             wait = (queued + tokens) / rate
             if wait > self.max_queue_wait:
                 return (f"would make this request wait ~{wait:.1f}s in the queue "
