@@ -49,6 +49,10 @@ class Settings(BaseModel):
     max_queue_wait: float | None = Field(
         2.0, gt=0, description="Refuse (429) work that would wait longer than this in a model's queue, "
                                "judged from its measured throughput: bounds the latency of admitted requests.")
+    batch_slice: float = Field(
+        0.0, ge=0, description="While latency-bound work is about (deadlines; interactive work beside bulk), "
+                                 "a less urgent batch is cut to what its model computes in this many seconds, "
+                                 "so the newcomer waits one slice, not a full batch (0: off).")
     batching: bool = Field(True, description="Merge sequences of different requests into one forward pass "
                                              "(off: one request per pass; for measuring what batching buys).")
     # -- server limits (each violation names its limit)

@@ -60,6 +60,9 @@ class Metrics:
         self.oom_recoveries = Counter("sie_oom_recoveries_total",
                                       "Out-of-memory handling during a batch: evict, split or fail.",
                                       ["model", "action"], registry=r)
+        self.preemptions = Counter("sie_preemptions_total", "Batches paused between two layers so that more "
+                                   "urgent queued work ran first, by the paused batch's model.", ["model"],
+                                   registry=r)
         self.event_loop_lag = Histogram("sie_event_loop_lag_seconds",
                                         "How late the server's 10 ms event-loop ticker fires (a blocked loop "
                                         "delays every request).", buckets=LAG_BUCKETS, registry=r)

@@ -16,7 +16,7 @@ from sie.errors import ModelLoadFailed
 from sie.models.activations import activation
 from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
-from sie.models.runner import PackedBatch, Runner, swappable
+from sie.models.runner import PackedBatch, Runner, between_layers, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 # Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
@@ -98,6 +98,7 @@ class BertRunner(Runner):
         attention = VarlenAttention(batch, compute_dtype=self.attention_dtype)
         T, H, D = batch.num_tokens, self.num_heads, self.head_dim
         for layer in self.layers:
+            between_layers()
             qkv = layer.qkv(h).view(T, 3, H, D)
             a = attention(qkv[:, 0], qkv[:, 1], qkv[:, 2]).reshape(T, self.hidden_size)
             h = F.layer_norm(layer.attn_out(a) + h, (self.hidden_size,), *layer.ln1, self.eps)

@@ -20,7 +20,7 @@ from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
 from sie.models.norms import layer_norm
 from sie.models.rotary import Rotary, inverse_frequencies
-from sie.models.runner import PackedBatch, Runner, swappable
+from sie.models.runner import PackedBatch, Runner, between_layers, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 # Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
@@ -101,6 +101,7 @@ class ModernBertRunner(Runner):
         }
         T, H, D = batch.num_tokens, self.num_heads, self.head_dim
         for layer in self.layers:
+            between_layers()
             x = h if layer.attn_norm is None else layer_norm(h, *layer.attn_norm, self.eps)
             qkv = layer.qkv(x).view(T, 3, H, D)
             rope = rotary["sliding_attention" if layer.local else "full_attention"]

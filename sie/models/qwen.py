@@ -19,7 +19,7 @@ from sie.models.attention import VarlenAttention
 from sie.models.linear import Linear
 from sie.models.norms import rms_norm
 from sie.models.rotary import Rotary, inverse_frequencies
-from sie.models.runner import PackedBatch, Runner, swappable
+from sie.models.runner import PackedBatch, Runner, between_layers, swappable
 from sie.models.weights import build_runner, strip_prefix
 
 # Card `architecture` → runner class, read by sie/models/__init__.py without importing this module.
@@ -96,6 +96,7 @@ class QwenRunner(Runner):
                                               compute_dtype=self.attention_dtype)
         T, H, Hkv, D = batch.num_tokens, self.num_heads, self.num_kv_heads, self.head_dim
         for layer in self.layers:
+            between_layers()
             qkv = layer.qkv(rms_norm(h, layer.input_norm, self.eps))
             q = qkv[:, : H * D].view(T, H, D)
             k = qkv[:, H * D: (H + Hkv) * D].view(T, Hkv, D)

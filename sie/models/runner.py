@@ -8,14 +8,18 @@ layers, layer norms or embeddings; only attention sees sequence boundaries.
 models/precision.py, runtime/compute.py): what a family may leave out has a declared default here,
 so no caller probes a runner with `hasattr`. Its memory footprint is not a member: sie counts it
 once, by walking the tensors it holds (`sie.models.placement.resident_bytes`).
+
+A family's forward pass calls `between_layers()` before each layer: where the batcher computes, more urgent
+work may run there first (a batch on the device is otherwise not interruptible); elsewhere it does nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Self
@@ -25,6 +29,21 @@ import torch
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
     from transformers import PretrainedConfig
+
+_thread = threading.local()
+
+
+def between_layers() -> None:
+    """Called by forward passes between layers: runs the hook installed on this thread, if any."""
+    hook = getattr(_thread, "between_layers", None)
+    if hook is not None:
+        hook()
+
+
+def install_between_layers(hook: Callable[[], None] | None) -> None:
+    """The hook `between_layers` runs on the calling thread (the batcher's compute thread installs one)."""
+    _thread.between_layers = hook
+
 
 SLOT_ROLE = "sie.precision_role"  # dataclass field metadata key: see `swappable`
 

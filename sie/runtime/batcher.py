@@ -7,16 +7,25 @@ the device is free (continuous batching: no timer adds latency to a lone request
 cuts the next batch: from the interactive lane while it holds work, from the model whose head sequence
 is most urgent; compatible sequences (same kind of work) up to the model's token budget. Within a lane's
 queue, work with a deadline goes first (earliest deadline first), then the rest in arrival order.
-While both lanes wait, every BULK_EVERY-th batch comes from the batch lane, so bulk work keeps a fixed
-minimum share and cannot starve. A batch never mixes lanes.
+While both lanes have work, bulk keeps at least 1/BULK_EVERY of the compute time (it is owed the next
+batch, and is not preempted, while its share is below that), so it cannot starve. A batch never mixes lanes.
+
+Latency-bound work that arrives while a less urgent batch is on the device (`_class`: work with a deadline
+beats work without; interactive beats bulk) waits at most one layer of it: forward passes call
+`sie.models.runner.between_layers`, where the compute thread computes queued work more urgent than the
+batch it paused (preemption; the preempting batches are not preempted). Time slices keep layers short:
+while such work is about (seen in the last SLICE_WINDOW seconds), a less urgent batch is cut to what its
+model computes in `slice_seconds` (from its lane's measured throughput; at least one sequence). Away from
+such work every batch is full, so throughput is untouched.
 
 Admission never blocks a thread: `run` is a coroutine, and a caller whose lane is full either gets
 QueueFull (`wait=False`: 429 with a Retry-After from the model's measured throughput) or awaits an
 asyncio future that the compute thread resolves through the caller's loop (`call_soon_threadsafe`)
 when sequences leave that model's queue. A job may carry a deadline (monotonic seconds): when it passes,
 the caller gets DeadlineExceeded and the job's queued sequences are dropped; an expired sequence never
-reaches compute. Sequences of cancelled requests (client gone) are dropped too. Out of memory during a
-batch: evict an idle model and retry, then split the batch, then fail that batch only.
+reaches compute, and a batch whose every job was cancelled or expired stops at its next layer. Sequences
+of cancelled requests (client gone) are dropped too. Out of memory during a batch: evict an idle model and
+retry, then split the batch, then fail that batch only.
 """
 
 from __future__ import annotations
@@ -38,18 +47,23 @@ import torch
 from sie.call_options import LANES, Lane, check_lane
 from sie.errors import DeadlineExceeded, QueueFull, ResourceExhausted, SieError, without_frames
 from sie.metrics import Metrics
+from sie.models.runner import install_between_layers
 from sie.runtime.compute import COMPUTE
 from sie.runtime.loaded_model import LoadedModel
 from sie.runtime.tokenizer import Tokenized
 
 log = logging.getLogger(__name__)
 
-# While both lanes have work waiting, one batch in BULK_EVERY is cut from the batch lane. 4 keeps ≥ 3/4 of
-# the batches for interactive work (an interactive request waits at most one bulk batch in four, plus the
-# one already on the device) and guarantees bulk ≥ 1/4 of the batches, which are full token-budget batches,
-# so an ingest run under sustained query traffic still advances at roughly a quarter of its speed or more
-# (bench/serve.py's saturation phase reports what both lanes saw).
+# While both lanes have work, bulk gets at least one second of compute in BULK_EVERY: 4 keeps ≥ 3/4 of the
+# device for interactive work and guarantees an ingest run under sustained query traffic a quarter of its
+# speed or more. Shares are of time, not of batches: interactive batches are often a single short query,
+# and one bulk batch per three of those would hand bulk nearly the whole device (bench/serve.py's
+# saturation phase reports what both lanes saw).
 BULK_EVERY = 4
+
+# How long after the last latency-bound arrival batches of less urgent work stay sliced: queries come in
+# bursts with gaps, and the first query after a gap should not wait a full batch either.
+SLICE_WINDOW = 5.0
 
 
 @dataclass(eq=False)
@@ -100,6 +114,7 @@ class _Batch:
     key: Hashable
     pieces: list[_Piece]
     tokens: int
+    contended: bool = False   # cut while both lanes had work: its time counts towards the lanes' shares
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -111,20 +126,30 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 class TokenBudgetBatcher:
     def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096, max_queue_wait: float | None = None,
-                 cross_request: bool = True,
+                 cross_request: bool = True, slice_seconds: float | None = 0.025,
                  evict_idle: Callable[[str], bool] = lambda model: False,
                  compute: dict[str, Callable] = COMPUTE) -> None:
         self.metrics = metrics
         self.queue_capacity = queue_capacity      # per model and lane
         self.max_queue_wait = max_queue_wait
         self.cross_request = cross_request
+        self.slice_seconds = slice_seconds
         self._evict_idle = evict_idle
         self._compute = compute
         self._queues: dict[tuple[str, Lane], deque[_Piece]] = {}
         self._queued_tokens: dict[tuple[str, Lane], int] = {}
-        self._tokens_per_s: dict[str, float] = {}
+        # Per model and lane: decayed sums of (tokens, seconds) of its batches. Their ratio is the lane's
+        # throughput, weighted by compute time: a stream of one-sequence interactive batches (mostly fixed
+        # cost) must not make bulk look slow, which would shrink its slices and refuse its work.
+        self._measured: dict[tuple[str, Lane], tuple[float, float]] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
-        self._interactive_run = 0   # interactive batches cut in a row while bulk work waited
+        self._busy = {lane: 0.0 for lane in LANES}   # compute seconds per lane since both lanes last had work
+        self._last_seen = [-SLICE_WINDOW, -SLICE_WINDOW]   # monotonic arrival of the last job per _class 0, 1
+        self._queued_by_class = [0, 0, 0]   # queued sequences per _class, read without the lock between layers
+        self._computing: int | None = None  # _class of the preemptible batch on the device (None: none, or nested)
+        self._preempted_seconds = 0.0       # of that batch's time, spent computing the batches that preempted it
+        self._paused_start = 0.0            # when that batch started
+        self._on_device: list[_Piece] = []  # its pieces
         self._cv = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._compute_forever, name="sie-compute", daemon=True)
@@ -221,6 +246,10 @@ class TokenBudgetBatcher:
         if (reason := self._refusal(job, q, at, len(job.seqs), tokens)) is not None:
             return reason
         job.enqueued = time.monotonic()
+        c = _class(job)
+        if c < len(self._last_seen):
+            self._last_seen[c] = job.enqueued
+        self._queued_by_class[c] += len(job.seqs)
         pieces = [_Piece(job, i, len(job.seqs[i].ids))
                   for i in sorted(range(len(job.seqs)), key=lambda i: -len(job.seqs[i].ids))]
         if at == len(q):
@@ -251,7 +280,7 @@ class TokenBudgetBatcher:
             return None
         if ahead + seqs > self.queue_capacity:
             return f"has {ahead} sequences waiting (capacity {self.queue_capacity})"
-        rate = self._tokens_per_s.get(job.model)
+        rate = self._tokens_per_s(job.model, job.lane)
         if self.max_queue_wait and rate:
             queued = self._tokens_ahead(job.model, job.lane)
             if ahead < len(q):  # it goes ahead of the rest of its lane
@@ -262,6 +291,12 @@ class TokenBudgetBatcher:
                         f"(limit {self.max_queue_wait:g}s, SIE_MAX_QUEUE_WAIT)")
         return None
 
+    def _tokens_per_s(self, model: str, lane: Lane) -> float | None:
+        """The lane's measured throughput for the model (the other lane's until it has its own); None: unknown."""
+        tokens, seconds = self._measured.get((model, lane)) or next(
+            (m for (name, _), m in self._measured.items() if name == model), (0.0, 0.0))
+        return tokens / seconds if seconds > 0 else None
+
     def _tokens_ahead(self, model: str, lane: Lane) -> int:
         """Queued tokens a new job of `lane` waits behind: its own lane, and for bulk the interactive one too."""
         lanes = LANES[: LANES.index(lane) + 1]
@@ -270,6 +305,7 @@ class TokenBudgetBatcher:
     def _pop(self, model: str, lane: Lane, q: deque[_Piece]) -> _Piece:
         piece = q.popleft()
         self._queued_tokens[(model, lane)] -= piece.tokens
+        self._queued_by_class[_class(piece.job)] -= 1
         return piece
 
     def cancel(self, job: Job) -> None:
@@ -282,6 +318,7 @@ class TokenBudgetBatcher:
             if q and any(p.job is job for p in q):
                 kept = [p for p in q if p.job is not job]
                 self._queued_tokens[(job.model, job.lane)] = sum(p.tokens for p in kept)
+                self._queued_by_class[_class(job)] -= len(q) - len(kept)
                 q.clear()
                 q.extend(kept)
                 self._left_queue(job.model, job.lane, q)
@@ -314,13 +351,13 @@ class TokenBudgetBatcher:
 
     def _retry_after(self, model: str, lane: Lane) -> float:
         """Seconds until the queue ahead of this lane has drained, from the model's measured throughput."""
-        rate = self._tokens_per_s.get(model)
+        rate = self._tokens_per_s(model, lane)
         return max(1.0, round(self._tokens_ahead(model, lane) / rate, 1)) if rate else 1.0
 
     # -- cutting batches --------------------------------------------------------------------------
     def _cut_batch(self) -> _Batch | None:
-        """Under the lock: the next batch — interactive first, one in BULK_EVERY from bulk while both wait;
-        within a lane, from the model whose head sequence is oldest."""
+        """Under the lock: the next batch — interactive first unless bulk is owed its share; within a lane,
+        from the model whose head sequence is most urgent."""
         now = time.monotonic()
         heads: dict[Lane, list[tuple[float, str]]] = {lane: [] for lane in LANES}
         for (model, lane), q in self._queues.items():
@@ -328,26 +365,45 @@ class TokenBudgetBatcher:
             if q:
                 heads[lane].append((_urgency(q[0].job), model))
         interactive, bulk = heads["interactive"], heads["batch"]
-        if not bulk:
-            self._interactive_run = 0
-        if interactive and (not bulk or self._interactive_run < BULK_EVERY - 1):
+        if not (interactive and bulk):
+            self._busy = dict.fromkeys(LANES, 0.0)
+        if interactive and not (bulk and self._bulk_owed()):
             lane: Lane = "interactive"
-            self._interactive_run += 1 if bulk else 0
         elif bulk:
             lane = "batch"
-            self._interactive_run = 0
         else:
             return None
         _, model = min(heads[lane])
+        batch = self._fill(model, lane, now)
+        batch.contended = bool(interactive and bulk)
+        return batch
+
+    def _cut_urgent(self, than: int) -> _Batch | None:
+        """Under the lock: the next batch of work more urgent than `than` (a `_class`), the most urgent first."""
+        now = time.monotonic()
+        best = None
+        for (model, lane), q in self._queues.items():
+            self._drop_dead(model, lane, q, now)
+            if q and (c := _class(q[0].job)) < than and (best is None or (c, _urgency(q[0].job)) < best[0]):
+                best = ((c, _urgency(q[0].job)), model, lane)
+        if best is None:
+            return None
+        batch = self._fill(best[1], best[2], now, below=than)
+        batch.contended = True  # it preempts the batch on the device, whose work waits meanwhile
+        return batch
+
+    def _fill(self, model: str, lane: Lane, now: float, below: int = 3) -> _Batch:
+        """Under the lock: a batch from the head of a queue: same-key sequences of `_class` < `below`, up to
+        the budget."""
         q = self._queues[(model, lane)]
         batch = _Batch(model, lane, q[0].job.key, [], 0)
-        budget = q[0].job.loaded.token_budget
+        budget = self._budget(q[0].job, now)
         while q:
             self._drop_dead(model, lane, q, now)
             if not q:
                 break
             piece = q[0]
-            if piece.job.key != batch.key:
+            if piece.job.key != batch.key or _class(piece.job) >= below:
                 break
             if not self.cross_request and batch.pieces and piece.job is not batch.pieces[0].job:
                 break
@@ -357,6 +413,20 @@ class TokenBudgetBatcher:
             batch.tokens += piece.tokens
         self._left_queue(model, lane, q)
         return batch
+
+    def _bulk_owed(self, progress: float = 0.0) -> bool:
+        """Under the lock: True when bulk has had less than 1/BULK_EVERY of the compute time since both lanes
+        had work (`progress`: seconds of a bulk batch on the device not yet counted)."""
+        return (self._busy["batch"] + progress) * (BULK_EVERY - 1) < self._busy["interactive"]
+
+    def _budget(self, head: Job, now: float) -> int:
+        """Tokens for a batch led by `head`: its model's token budget, or a time slice of it while more
+        urgent work than the head's is about (see the module docstring)."""
+        budget = head.loaded.token_budget
+        rate = self._tokens_per_s(head.model, head.lane)
+        if self.slice_seconds and rate and any(now - t < SLICE_WINDOW for t in self._last_seen[:_class(head)]):
+            return max(1, min(budget, int(rate * self.slice_seconds)))
+        return budget
 
     def _drop_dead(self, model: str, lane: Lane, q: deque[_Piece], now: float) -> None:
         """Pop the leading sequences of cancelled or expired jobs (an expired job fails with DeadlineExceeded)."""
@@ -371,6 +441,7 @@ class TokenBudgetBatcher:
 
     # -- computing --------------------------------------------------------------------------------
     def _compute_forever(self) -> None:
+        install_between_layers(self._between_layers)
         while True:
             with self._cv:
                 batch = None
@@ -381,25 +452,69 @@ class TokenBudgetBatcher:
             if batch.pieces:
                 self._run(batch)
 
-    def _run(self, batch: _Batch) -> None:
+    def _between_layers(self) -> None:
+        """Between two layers of the batch on the device: stop it when nobody waits for it any more (every
+        job cancelled or past its deadline), else compute the queued work more urgent than it first."""
+        if self._computing is None:
+            return
+        now = time.monotonic()
+        if all(p.job.cancelled or p.job.expired(now) for p in self._on_device):
+            raise _Abandoned
+        if any(self._queued_by_class[:self._computing]):
+            self._preempt(self._computing)
+
+    def _preempt(self, paused: int) -> None:
+        self._computing = None  # what runs now is not preempted in turn
+        start = time.monotonic()
+        progress = start - self._paused_start - self._preempted_seconds   # the paused batch's own compute so far
+        try:
+            while True:
+                with self._cv:
+                    if paused == BULK_CLASS and self._bulk_owed(progress):
+                        break  # bulk keeps its share of the time, counting the batch it has on the device
+                    batch = self._cut_urgent(paused)
+                    if batch is None:
+                        break
+                if batch.pieces:
+                    self._run(batch, nested=True)
+        finally:
+            self._computing = paused
+            self._preempted_seconds += time.monotonic() - start
+
+    def _run(self, batch: _Batch, nested: bool = False) -> None:
         loaded = batch.pieces[0].job.loaded
         batch.pieces = _longest_first(batch.pieces)
         start = time.monotonic()
+        if not nested:
+            self._computing, self._preempted_seconds = min(_class(p.job) for p in batch.pieces), 0.0
+            self._paused_start, self._on_device = start, batch.pieces
         try:
             results = self._compute_with_recovery(batch.model, loaded, batch.pieces, may_evict=True)
         except SieError as e:
             self._fail(batch.pieces, e)
+            return
+        except _Abandoned:
+            for job in {id(p.job): p.job for p in batch.pieces}.values():
+                _fail_job(job, self._expired(job, "while its batch was computing"))
             return
         except Exception as e:  # a bug in one batch must not stop the compute thread
             log.exception("batch for %s failed", batch.model)
             self._fail(batch.pieces, SieError(f"internal error while computing a batch for '{batch.model}': "
                                               f"{type(e).__name__}: {e}"))
             return
-        elapsed = time.monotonic() - start
+        finally:
+            if not nested:
+                self._computing, self._on_device = None, []
+        preempted = 0.0 if nested else self._preempted_seconds
+        if preempted:
+            self.metrics.preemptions.labels(batch.model).inc()
+        elapsed = time.monotonic() - start - preempted  # its own compute, not the work that preempted it
         tokens = sum(p.tokens for p in batch.pieces)
-        rate = tokens / max(elapsed, 1e-6)
-        old = self._tokens_per_s.get(batch.model)
-        self._tokens_per_s[batch.model] = rate if old is None else 0.8 * old + 0.2 * rate
+        with self._cv:  # readers iterate it under the lock
+            if batch.contended:
+                self._busy[batch.lane] += elapsed
+            old_tokens, old_seconds = self._measured.get((batch.model, batch.lane), (0.0, 0.0))
+            self._measured[(batch.model, batch.lane)] = (0.8 * old_tokens + tokens, 0.8 * old_seconds + elapsed)
         self.metrics.batch_tokens.labels(batch.model).observe(tokens)
         self.metrics.batch_items.labels(batch.model).observe(len(batch.pieces))
         self.metrics.phase_seconds.labels(batch.model, "compute").observe(elapsed)
@@ -443,6 +558,18 @@ class TokenBudgetBatcher:
     def _fail(self, pieces: list[_Piece], error: SieError) -> None:
         for job in {id(p.job): p.job for p in pieces}.values():
             _fail_job(job, error)
+
+
+class _Abandoned(Exception):
+    """Raised between layers to stop computing a batch that nobody waits for any more."""
+
+
+def _class(job: Job) -> int:
+    """How latency-bound a job is: 0 with a deadline, 1 interactive, 2 (BULK_CLASS) bulk."""
+    return 0 if job.deadline is not None else LANES.index(job.lane) + 1
+
+
+BULK_CLASS = 2
 
 
 def _urgency(job: Job) -> tuple[int, float]:

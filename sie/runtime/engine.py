@@ -123,10 +123,14 @@ class Engine:
             metrics=self.metrics)
         self.batcher = TokenBudgetBatcher(self.metrics, queue_capacity=s.queue_capacity,
                                           max_queue_wait=s.max_queue_wait, cross_request=s.batching,
+                                          slice_seconds=s.batch_slice,
                                           evict_idle=lambda model: self.pool.evict_one_idle(exclude=model))
         # Tokenizer threads per lane: an interactive request is never tokenized behind a flood of bulk ones.
         self._tokenizers = {lane: ThreadPoolExecutor(s.tokenizer_threads, thread_name_prefix=f"sie-tokenize-{lane}")
                             for lane in LANES}
+        # Work with a deadline (a query pipeline's calls) is tokenized on its own thread: behind a flood of
+        # its lane's requests it would wait longer than its whole budget before reaching the batcher.
+        self._tokenizers["deadline"] = ThreadPoolExecutor(1, thread_name_prefix="sie-tokenize-deadline")
         self._sync = BackgroundLoop("sie-engine-sync")
 
     # -- models -----------------------------------------------------------------------------------
@@ -284,10 +288,12 @@ class Engine:
         return Runtime(self.pool, self.batcher, self._prepare, call.lane, call.batcher())
 
     async def _prepare(self, loaded: LoadedModel, prepare: Callable[[], T],
-                       lane: Lane = "interactive") -> tuple[T, float]:
-        """Run tokenization work on the lane's tokenizer threads; returns its result and the seconds it took."""
+                       lane: Lane = "interactive", deadline: bool = False) -> tuple[T, float]:
+        """Run tokenization work on the lane's tokenizer threads (with a deadline: the deadline thread);
+        returns its result and the seconds it took."""
         start = time.monotonic()
-        result = await asyncio.get_running_loop().run_in_executor(self._tokenizers[lane], prepare)
+        pool = self._tokenizers["deadline" if deadline else lane]
+        result = await asyncio.get_running_loop().run_in_executor(pool, prepare)
         elapsed = time.monotonic() - start
         self.metrics.phase_seconds.labels(loaded.card.name, "tokenize").observe(elapsed)
         return result, elapsed

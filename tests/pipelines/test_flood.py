@@ -140,9 +140,10 @@ def test_under_a_score_flood_healthz_answers_within_50_ms(server):
 
 @pytest.mark.xfail(strict=False, reason=(
     "issue 12's bar (a query whose rerank has timeout_ms: 300 answers within 450 ms under the flood) is not met: "
-    "measured 0.39-1.7 s (most ~0.76 s): its calls carry the query's deadline and go first in the queue, but the "
-    "encode still waits ~0.4 s, about one flood batch (2048 CPU tokens) already on the device, which nothing "
-    "interrupts; and the rerank step overshoots its 300 ms by up to ~230 ms"))
+    "measured up to 0.97-1.4 s. Its calls carry the query's deadline, go first in the queue, preempt a flood batch "
+    "between layers and are tokenized on their own thread; the encode still takes 35-330 ms (its forward pass "
+    "shares the two cores with the flood's tokenizing and request handling), and the answer's token counts run "
+    "on the lane's tokenizer threads behind the flood's (counting takes no deadline yet)"))
 def test_under_a_score_flood_a_query_keeps_its_rerank_deadline(server):
     answers, codes = under_flood(server, query)
     print(json.dumps({"queries": len(answers), "query_max_ms": round(max(t for t, _ in answers) * 1000, 1),

@@ -91,7 +91,7 @@ class Runtime:
 
     pool: LruModelPool
     batcher: TokenBudgetBatcher
-    tokenizing: Callable[[LoadedModel, Callable[[], Any], Lane], Awaitable[tuple[Any, float]]]
+    tokenizing: Callable[[LoadedModel, Callable[[], Any], Lane, bool], Awaitable[tuple[Any, float]]]
     lane: Lane
     schedule: dict = field(default_factory=dict)   # the batcher's lane / deadline / wait
 
@@ -99,11 +99,11 @@ class Runtime:
         return await self.pool.acquire(card.name)
 
     async def prepare(self, loaded: LoadedModel, work: Callable[[], T]) -> tuple[T, float]:
-        """`work` on the lane's tokenizer threads; its result and the seconds it took. A caller that is
-        refused when the lane is full is refused before it is tokenized."""
+        """`work` on the lane's tokenizer threads (work with a deadline: on its own); its result and the
+        seconds it took. A caller that is refused when the lane is full is refused before it is tokenized."""
         if not self.schedule.get("wait", True):
             self.batcher.refuse_early(loaded, self.lane, self.schedule.get("deadline"))
-        return await self.tokenizing(loaded, work, self.lane)
+        return await self.tokenizing(loaded, work, self.lane, self.schedule.get("deadline") is not None)
 
     async def run(self, loaded: LoadedModel, plan: Plan) -> Job:
         return await self.batcher.run(loaded, plan.work, plan.key, plan.seqs, plan.metas, **self.schedule)
