@@ -4,9 +4,11 @@
 Every format comes out as Markdown-shaped text, so one structure chunker (pipelines/structure.py) reads
 them all: headings as `#` lines, tables as Markdown tables. A PDF's pages are joined by a form feed
 (`\\f`, as pdftotext does), so page numbers and offsets into each page follow from the text alone and
-survive the dead-letter file. The format is decided by the bytes as well as the suffix: a file whose bytes
-are not what its suffix says is refused with the reason (`DocumentRefused`), as is a PDF without a text
-layer, an encrypted one and one the parser cannot read.
+survive the dead-letter file. A PDF's text layer has lines but no headings: its outline (bookmarks) names
+them, and those lines get their `#` marks, so offsets into a page are offsets into its text so marked. The
+format is decided by the bytes as well as the suffix: a file whose bytes are not what its suffix says is
+refused with the reason (`DocumentRefused`), as is a PDF without a text layer, an encrypted one and one the
+parser cannot read.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def _pdf(data: bytes) -> Parsed:
             textpage.close()
             page.close()
         info = doc.get_metadata_dict(skip_empty=True)
+        pages = _outline_headings(pages, _outline(doc))
     finally:
         doc.close()
     if not any(p.strip() for p in pages):
@@ -106,6 +109,34 @@ def _pdf(data: bytes) -> Parsed:
         if info.get(key, "").strip():
             metadata[key.lower()] = info[key].strip()
     return Parsed(PAGE_BREAK.join(pages), metadata)
+
+
+def _outline(doc: Any) -> list[tuple[int, int, str]]:
+    """(page index, level from 1, title) of the PDF's bookmarks, in document order."""
+    out = []
+    for mark in doc.get_toc():
+        dest = mark.get_dest()
+        index = dest.get_index() if dest is not None else None
+        if index is not None and 0 <= index < len(doc) and mark.get_title().strip():
+            out.append((index, min(mark.level + 1, 6), " ".join(mark.get_title().split())))
+    return out
+
+
+def _outline_headings(pages: list[str], outline: list[tuple[int, int, str]]) -> list[str]:
+    """The text layer has no headings, only lines; a PDF's outline (its bookmarks) names them. Each bookmark's
+    title, found as a whole line on its page (after the one before it), becomes a Markdown heading of its
+    level, so `by: structure` gets the document's sections. A title that is not one line of its page (wrapped,
+    or drawn as an image) is left as text."""
+    marked = [p.split("\n") for p in pages]
+    after = [0] * len(pages)    # the line after the last heading found on each page
+    for index, level, title in outline:
+        lines = marked[index]
+        for i in range(after[index], len(lines)):
+            if " ".join(lines[i].split()) == title:
+                lines[i] = "#" * level + " " + lines[i].strip()
+                after[index] = i + 1
+                break
+    return ["\n".join(lines) for lines in marked]
 
 
 def _html(data: bytes, name: str) -> Parsed:

@@ -84,6 +84,30 @@ def test_hybrid_qdrant(examples):
     sie("validate", str(ex / "pipeline-splade-colbert.yaml"))
 
 
+def test_pdf_to_qdrant(examples):
+    ex = examples / "pdf-to-qdrant"
+    assert not list(ex.rglob("*.pdf"))  # made by the script, never committed
+    python(ex / "make_pdfs.py")
+    assert sorted(p.name for p in (ex / ".out" / "pdfs").iterdir()) == [
+        "engineering-handbook.pdf", "payments-handbook.pdf", "people-handbook.pdf"]
+    report = run_report(ex / "pipeline.yaml")
+    assert report["state"] == "succeeded" and sink_counts(report)["written"] == 38
+    answer = ask(ex / "query.yaml", "How many vacation days can I carry over?")
+    top = answer["results"][0]
+    assert "Up to 5 unused vacation days can be carried over" in top["text"]
+    assert {k: top["metadata"][k] for k in ("source", "path", "page", "page_last", "section", "title", "pages")} == {
+        "source": "people-handbook.pdf", "path": "people-handbook.pdf", "page": 1, "page_last": 1,
+        "section": ["Vacation and time off", "Carrying days over"], "title": "People handbook", "pages": 4}
+    start, end = top["metadata"]["page_chars"]
+    assert 0 < start < end  # offsets into page 1's text: the chunk starts at its heading, below the title
+    hotel = ask(ex / "query.yaml", "What is the hotel limit in London?")["results"][0]["metadata"]
+    assert (hotel["source"], hotel["page"], hotel["section"]) == ("people-handbook.pdf", 3,
+                                                                  ["Travel and expenses", "Limits"])
+    out = python(ex / "run.py")  # makes the PDFs again: same text, so the run skips all three
+    assert re.search(r"^1\. \[0\.\d+\] people-handbook\.pdf, page 1, Vacation and time off > Carrying days over$",
+                     out, re.M), out
+
+
 def test_chroma_server(examples):
     out = python(examples / "chroma-server" / "run.py")
     assert "collection 'handbook' holds 18 chunks" in out

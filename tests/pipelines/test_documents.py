@@ -156,3 +156,20 @@ def test_sie_run_indexes_a_folder_of_documents_and_refuses_the_scan(folder_of_do
     assert {m["title"] for m in per_source["handbook.pdf"] + per_source["handbook.docx"]} == {"The Handbook",
                                                                                                  "Handbook"}
     assert {m["url"] for m in per_source["vacation.html"]} == {"https://example.com/handbook/vacation"}
+
+
+def test_a_pdfs_outline_marks_its_headings_so_structure_chunks_get_sections(tmp_path):
+    """The text layer has lines only; the bookmarks fpdf2 writes (start_section) say which lines are headings
+    and at what level. A bookmark whose title is not a line of its page (here: drawn nowhere) changes nothing."""
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for page, (heading, body) in enumerate([("Vacation", "Everyone gets 25 days."),
+                                            ("Carry-over", "Five days carry over.")]):
+        pdf.add_page()
+        pdf.start_section(heading, level=page)
+        pdf.multi_cell(0, 5, heading, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, body, new_x="LMARGIN", new_y="NEXT")
+    pdf.start_section("Not on the page", level=1)
+    root = write(tmp_path / "docs", {"h.pdf": bytes(pdf.output())})
+    (doc,) = FileSource(FilesSource(root=str(root))).documents()
+    assert doc.text == "# Vacation\nEveryone gets 25 days.\f## Carry-over\nFive days carry over."
