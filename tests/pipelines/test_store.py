@@ -226,7 +226,7 @@ def test_indexed_jobs_share_a_postgres_store(tmp_path, postgres_server, engine_s
         procs = [subprocess.Popen([SIE, "run", str(path), "--shard", f"{i}/2", "--store", url, "--json"],
                                   env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(2)]
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=300) for p in procs]   # the reindex round loads MiniLM on a busy machine
         assert all(p.returncode == 0 for p in procs), outs
         return [json.loads(out.splitlines()[-1]) for out, _ in outs]
 
