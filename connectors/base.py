@@ -59,12 +59,11 @@ from connectors.records import Prepared, Record, Schema, SparseVector, check_vec
 MAX_LIMIT = 10_000
 #: HTTP statuses that are about the server or the credentials, never about one record.
 BACKEND_STATUS = frozenset({401, 403, 407, 429, 502, 503, 504})
-#: Chroma and LanceDB keep the logical names' pointers in a collection / table of this name.
-MANIFEST = "sie_collections"
 
 
 def physical_name(logical: str, schema: Schema) -> str:
-    """The physical collection a logical name gets for a schema: `<logical>__<8 hex of its fingerprint>`."""
+    """The physical collection a logical name gets for a schema: `<logical>__<8 hex of its fingerprint>` (a
+    pattern configs may not use themselves: connectors.config.PHYSICAL_SUFFIX)."""
     return f"{logical}__{content_hash(schema.model_dump(mode='json'))[7:15]}"
 
 

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from connectors.base import BACKEND_STATUS, MANIFEST, Hit, SearchRequest, Sink, Stored
-from connectors.config import SinkConfig
+from connectors.base import BACKEND_STATUS, Hit, SearchRequest, Sink, Stored
+from connectors.config import MANIFEST, SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node
 from connectors.metadata import flatten_for_store, unflatten

@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from connectors.errors import ConnectorError
 
@@ -34,6 +35,10 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: Keys whose values are secrets wherever they appear, in a sink or in a pipeline file (pipelines.spec uses
 #: this set): only ever an ${ENV_VAR} reference, never echoed in a message.
 SECRET_KEYS = frozenset({"api_key", "password", "token", "secret"})
+#: Chroma and LanceDB keep the logical names' pointers in a collection / table of this name (connectors.base).
+MANIFEST = "sie_collections"
+#: How a blue/green reindex names physical collections: `<logical>__<8 hex>` (connectors.base.physical_name).
+PHYSICAL_SUFFIX = re.compile(r"__[0-9a-f]{8}$")
 
 
 def expand_env(text: str, env: Mapping[str, str], missing: Callable[[str, int], str]) -> str:
@@ -72,6 +77,19 @@ class SinkConfig(BaseModel):
                                                              "switching away from them (for rollback).")
     drop_after_s: float = Field(600, ge=0, description="Seconds a retired collection beyond keep_previous is "
                                                         "kept for queries that still read it, before it is dropped.")
+
+    @field_validator("collection")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        # Refused on every database, so that a pipeline keeps validating when it moves from one to another.
+        if name.lower() == MANIFEST:
+            raise PydanticCustomError("reserved_name", f"{MANIFEST!r} is reserved: sie keeps the logical collection "
+                                      "names' pointers there (Chroma, LanceDB); choose another name")
+        if PHYSICAL_SUFFIX.search(name):
+            raise PydanticCustomError("reserved_name", "a name ending in '__' and 8 hex digits is reserved: a "
+                                      "blue/green reindex names its physical collections <collection>__<8 hex>, so "
+                                      "this one could be another collection's reindex; choose another name")
+        return name
 
     @property
     def effective_batch_size(self) -> int:

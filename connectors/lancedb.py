@@ -29,8 +29,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import SecretStr
 
-from connectors.base import MANIFEST, Hit, SearchRequest, Sink, Stored
-from connectors.config import SinkConfig
+from connectors.base import Hit, SearchRequest, Sink, Stored
+from connectors.config import MANIFEST, SinkConfig
 from connectors.errors import ConnectorError
 from connectors.filters import And, Condition, Node, type_class
 from connectors.ids import canonical_json

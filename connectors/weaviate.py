@@ -33,6 +33,11 @@ COLLECTION = re.compile(r"^[A-Za-z][_0-9A-Za-z]*$")
 DELETE_CHUNK = 1000
 
 
+def collection_name(name: str) -> str:
+    """The name Weaviate gives a collection (or alias) called `name`: its first letter upper case."""
+    return name[:1].upper() + name[1:]
+
+
 class WeaviateConfig(SinkConfig):
     default_batch_size: ClassVar[int] = 200
 
@@ -46,7 +51,9 @@ class WeaviateConfig(SinkConfig):
     def _class_name(cls, name: str) -> str:
         if not COLLECTION.match(name):
             raise ValueError("Weaviate collection names match [A-Za-z][_0-9A-Za-z]* (a GraphQL class name)")
-        return name
+        # Weaviate capitalizes class names (and answers an alias's target so): the logical name, and the
+        # physical names a reindex derives from it, are kept in that form, so that they compare equal to it.
+        return collection_name(name)
 
     @field_validator("url", "grpc_url")
     @classmethod
@@ -92,7 +99,7 @@ class WeaviateSink(Sink):
 
     @property
     def name(self) -> str:
-        return self.mapping.collection_name(self.physical)
+        return collection_name(self.physical)
 
     @property
     def collection(self) -> Any:
@@ -129,21 +136,21 @@ class WeaviateSink(Sink):
         self.collection.config.update(description=self.mapping.describe(self.schema, generation))
 
     def _read_pointer(self) -> str | None:
-        alias = self.client.alias.get(alias_name=self.mapping.collection_name(self.config.collection))
+        alias = self.client.alias.get(alias_name=collection_name(self.config.collection))
         return alias.collection if alias is not None else None
 
     def _write_pointer(self, physical: str | None) -> None:
-        alias = self.mapping.collection_name(self.config.collection)
+        alias = collection_name(self.config.collection)
         exists = self.client.alias.exists(alias_name=alias)
         if physical is None:
             if exists:
                 self.client.alias.delete(alias_name=alias)
         elif exists:
-            self.client.alias.update(alias_name=alias, new_target_collection=self.mapping.collection_name(physical))
+            self.client.alias.update(alias_name=alias, new_target_collection=collection_name(physical))
         else:
             if self.client.collections.exists(alias):
                 self.client.collections.delete(alias)  # a collection of an older version holds the alias's name
-            self.client.alias.create(alias_name=alias, target_collection=self.mapping.collection_name(physical))
+            self.client.alias.create(alias_name=alias, target_collection=collection_name(physical))
 
     def _write(self, records: list[Prepared]) -> dict[str, str]:
         objects = [self.mapping.to_data_object(r) for r in records]

@@ -45,10 +45,6 @@ RESERVED_PROPERTIES = frozenset({"_additional", "_id", "id", TEXT, META})
 DISTANCES = {"cosine": VectorDistances.COSINE, "dot": VectorDistances.DOT, "l2": VectorDistances.L2_SQUARED}
 
 
-def collection_name(name: str) -> str:
-    return name[:1].upper() + name[1:]
-
-
 def describe(schema: Schema, generation: str | None = None) -> str:
     return DESCRIPTION_PREFIX + schema.to_json() + (GENERATION_PREFIX + generation if generation else "")
 

@@ -113,7 +113,7 @@ def reindex_outlook(p: Pipeline, models: ModelDirectory) -> dict[str, str]:
     An embedded database that does not exist yet is not opened (opening would create it)."""
     from connectors import open_sink
     from connectors.base import physical_name
-    from pipelines.targets import current_schema
+    from pipelines.targets import RECORDS_SWITCH, current_schema
 
     if p.kind != "ingest":
         return {}
@@ -140,7 +140,8 @@ def reindex_outlook(p: Pipeline, models: ModelDirectory) -> dict[str, str]:
             else:
                 how = "alias" if sink.aliases else "pointer"
                 out[spec.label] = (f"model changed: reindex into {physical_name(sink.config.collection, wanted)}, "
-                                   f"then switch {how}")
+                                   f"then switch {how}") + ("" if isinstance(p.source, FilesSource) else
+                                                            f" {RECORDS_SWITCH}")
         except ConnectorError as e:
             out[spec.label] = e.message
         finally:

@@ -40,7 +40,9 @@ class RunRequest(BaseModel):
     records: list[Any] | None = Field(None, description="Documents for a `records` source: {id, text, metadata}.")
     sync_deletions: bool | None = None
     retry_dlq: bool = False
-    full: bool = Field(False, description="Reprocess every source for every sink; delete vanished sources' records.")
+    full: bool = Field(False, description="Reprocess every source for every sink; delete vanished sources' records. "
+                                          "With records: the posted records are all of them (the others are "
+                                          "deleted), which lets a pending reindex switch.")
 
 
 class QueryRequest(BaseModel):

@@ -16,6 +16,7 @@ into a new collection that replaces the old one only once every source is in it 
 
 from __future__ import annotations
 
+import collections
 import queue
 import random
 import threading
@@ -34,7 +35,7 @@ from pipelines.spec import FilesSource, Pipeline
 from pipelines.steps import step_class
 from pipelines.steps.base import BULK, Chunk, IngestStep, StepContext
 from pipelines.store import RunRecord, RunStore
-from pipelines.targets import drop_retired, open_target, switch
+from pipelines.targets import RECORDS_SWITCH, blockers, drop_retired, open_target, settle
 from pipelines.tokenizers import Tokenizers
 from pipelines.vectors import sink_schema
 from pipelines.writer import Target, Work, Writer
@@ -54,6 +55,11 @@ class RunOptions:
     retry_dlq: bool = False
     documents: list[Document] | None = None  # posted records (a `records` source)
     full: bool = False                       # reprocess every source for every sink, delete vanished ones
+
+    @property
+    def every_record(self) -> bool:
+        """Posted records with `full`: they are all of them (sie cannot re-read posted records to know)."""
+        return self.documents is not None and self.full and not self.retry_dlq
 
 
 @dataclass
@@ -204,19 +210,38 @@ class IngestRunner:
 
     def _finish_reindex(self, targets: list[Target], source: FileSource | None, options: RunOptions,
                         dlq: DeadLetters) -> None:
-        """Switch each reindexed sink whose new collection now holds every source; drop expired old ones."""
-        whole = source is not None and source.complete and options.shard.count == 1
-        pending = {e["sink"] for e in dlq.read()}
+        """Record, for each reindexed sink, whether this run completed its part of the new collection (the run
+        whose part makes it whole switches: pipelines.targets.settle); drop expired retired collections."""
+        pending = collections.Counter(e["sink"] for e in dlq.read())
         for t in targets:
             if t.reindex is not None:
-                if whole and not self.counters.sinks[t.key]["failed"] and t.key not in pending:
-                    switch(self.p.name, t, self.store, self.emit)
+                if source is None and not options.every_record:
+                    why = (f"it switches {RECORDS_SWITCH}" if not options.retry_dlq else
+                           "a --retry-dlq run replays dead letters only; a run over the whole source completes it")
+                    self.emit("reindex_waiting", sink=t.key, new=t.reindex[1], reason=why,
+                              message=f"{t.spec.label}: reindex into {t.reindex[1]} waits: {why}; queries keep "
+                                      f"reading {t.reindex[0]} until then")
                 else:
-                    self.counters.note(f"{t.spec.label}: reindex into {t.reindex[1]} is not complete "
-                                       "(failures, or not a run over the whole file source); the old "
-                                       "collection stays in use until a run completes it")
+                    settle(self.p.name, t, self.store, options.shard, self.run_id,
+                           self._incomplete(t, source, options, pending), self.emit)
             if t.reindex is None:
                 drop_retired(self.p.name, t, self.store, self.emit)
+
+    def _incomplete(self, target: Target, source: FileSource | None, options: RunOptions,
+                    pending: collections.Counter) -> str | None:
+        """Why this run's part of a reindex is not complete in its new collection, or None when it is."""
+        failed, waiting = self.counters.sinks[target.key]["failed"], pending.get(target.key, 0)
+        if failed or waiting:
+            what = (f"{waiting} source(s) failed and wait in the dead-letter file" if waiting else
+                    f"{failed} record(s) failed in this run")
+            return f"{what} (fix them or replay them with --retry-dlq, then rerun)"
+        held = blockers(self.p.name, target, self.store, source, options.shard) if source is not None else {}
+        if held:
+            shown = "; ".join(f"{s} ({why})" for s, why in list(held.items())[:5])
+            more = f"; and {len(held) - 5} more" if len(held) > 5 else ""
+            return (f"{len(held)} source(s) that the old collection holds were refused this time, and switching "
+                    f"would drop their records from the live index: {shown}{more}. Fix or remove them, then rerun")
+        return None
 
     def _needs(self, target: Target, doc: Document) -> bool:
         state = target.states.get(doc.id)
@@ -429,13 +454,13 @@ class IngestRunner:
             wanted = isinstance(self.p.source, FilesSource) and self.p.source.sync_deletions
         if not wanted:
             return
-        if source is None:
-            self.errors.append("sync_deletions: only a run over the whole file source can tell what disappeared; "
-                               "nothing was deleted")
+        if source is None and not options.every_record:
+            self.errors.append("sync_deletions: only a run over the whole file source, or a records run with "
+                               "full: true, can tell what disappeared; nothing was deleted")
             return
         for target in targets:  # a refused source was not read this time: it did not vanish
             gone = sorted(s for s in target.states if s not in seen and options.shard.owns(s)
-                          and not source.protects(s))
+                          and not (source is not None and source.protects(s)))
             for start in range(0, len(gone), 500):
                 deleted = writer.delete_sources(target, gone[start:start + 500])
                 if deleted < 0:

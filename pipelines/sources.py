@@ -94,22 +94,23 @@ class FileSource:
     on_refused: Callable[[Refusal], None] | None = None
     refused: list[Refusal] = field(default_factory=list)   # this shard's, in the order found
     unsupported: int = 0
-    _kept: set[str] = field(default_factory=set)           # refused files / row ids: not vanished
-    _kept_folders: set[str] = field(default_factory=set)   # folders that could not be listed ("" = the root)
-
-    @property
-    def complete(self) -> bool:
-        """True when nothing was refused: every file under the root was read."""
-        return not (self._kept or self._kept_folders)
+    _kept: dict[str, str] = field(default_factory=dict)           # refused files / row ids -> why: not vanished
+    _kept_folders: dict[str, str] = field(default_factory=dict)   # folders that could not be listed ("" = the root)
 
     def protects(self, source_id: str) -> bool:
         """True when `source_id` may exist but was refused this time, so it must not look deleted."""
-        return (source_id in self._kept or any(source_id.startswith(f"{k}#") for k in self._kept)
-                or any(source_id.startswith(f"{k}/" if k else "") for k in self._kept_folders))
+        return self.refusal_of(source_id) is not None
+
+    def refusal_of(self, source_id: str) -> str | None:
+        """Why `source_id` was not read this time (its file, row or folder was refused), or None."""
+        if source_id in self._kept:
+            return self._kept[source_id]
+        return next((why for k, why in self._kept.items() if source_id.startswith(f"{k}#")), None) or next(
+            (why for k, why in self._kept_folders.items() if source_id.startswith(f"{k}/" if k else "")), None)
 
     def _refuse(self, path: str, reason: str, source_id: str | None = None, folder: bool = False) -> None:
         key = path if source_id is None else source_id
-        (self._kept_folders if folder else self._kept).add(key)
+        (self._kept_folders if folder else self._kept).setdefault(key, reason)
         if self.shard.owns(key):
             refusal = Refusal(path, reason)
             self.refused.append(refusal)

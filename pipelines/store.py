@@ -11,10 +11,17 @@
         name, so a run can tell that the collection was recreated under it (pipelines.drift); during a
         blue/green reindex the physical collection being filled (`staging`, whose source rows are kept
         under the sink key `<sink>#<physical>`), and the retired collections with when they were retired.
+    reindex_shards(pipeline, sink, physical, shards, shard, run_id, finished_at)
+        per reindex (the physical collection being filled) and shard count N: which shards i of N have
+        completed it cleanly, so that the run whose completion makes the set whole switches it (`--shard`
+        runs each see only their part of the sources). Completions under another N never count towards N.
     runs(id, pipeline, state, ..., counters, errors, idempotency_key)
         one row per run: state, counters per stage and sink, errors; the REST API reads it.
 
-Every method is one transaction; a killed process leaves each one applied or not at all.
+Every method is one transaction; a killed process leaves each one applied or not at all. The ones that
+decide a reindex (begin, complete a shard, promote) also hold the sink's lock (`_lock_sink`), so two shards
+finishing at once are serialized: exactly one of them sees the set whole, and a promote applies once.
+Tables are created if missing, so an older store gains the new ones when it is opened.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sinks (
         pipeline TEXT NOT NULL, sink TEXT NOT NULL, generation TEXT, physical TEXT, staging TEXT, retired TEXT,
         updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (pipeline, sink))""",
+    """CREATE TABLE IF NOT EXISTS reindex_shards (
+        pipeline TEXT NOT NULL, sink TEXT NOT NULL, physical TEXT NOT NULL, shards INTEGER NOT NULL,
+        shard INTEGER NOT NULL, run_id TEXT, finished_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pipeline, sink, physical, shards, shard))""",
 ]
 RUN_STATES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
 MAX_ERRORS = 100
@@ -210,17 +221,80 @@ class RunStore:
                             "WHERE pipeline = ? AND sink = ? AND source = ?", [(pipeline, sink, s) for s in stale])
             self._set_sink(cur, pipeline, sink, generation=generation, physical=physical)
 
-    def begin_reindex(self, pipeline: str, sink: str, physical: str | None) -> None:
+    def _lock_sink(self, cur: Any, pipeline: str, sink: str) -> None:
+        """Serialize the reindex decisions about one sink across processes, until this transaction ends:
+        SQLite takes its write lock now (one writer at a time, so what is read next is current); Postgres a
+        transaction-scoped advisory lock on the (pipeline, sink) pair (row locks cannot cover rows that do
+        not exist yet, and READ COMMITTED would let two shards each miss the other's completion)."""
+        if self.dialect == "postgres":
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(CAST(? AS TEXT)))", (f"sie-sink:{pipeline}:{sink}",))
+        elif not self._conn.in_transaction:
+            cur.execute("BEGIN IMMEDIATE")
+
+    def begin_reindex(self, pipeline: str, sink: str, physical: str) -> bool:
+        """Start filling `physical` for the sink (False: already under way, e.g. begun by another shard).
+        A new reindex starts with no shard completions, even for a physical name used before (a rollback)."""
         with self._tx() as cur:
+            self._lock_sink(cur, pipeline, sink)
+            cur.execute("SELECT staging FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            row = cur.fetchone()
+            if row is not None and row[0] == physical:
+                return False
+            cur.execute("DELETE FROM reindex_shards WHERE pipeline = ? AND sink = ?", (pipeline, sink))
             self._set_sink(cur, pipeline, sink, staging=physical)
+            return True
+
+    def complete_shard(self, pipeline: str, sink: str, physical: str, shard: int, shards: int,
+                       run_id: str | None = None) -> list[int]:
+        """Shard `shard` of `shards` has every one of its sources in the reindex into `physical` (idempotent:
+        a rerun only refreshes its row). Returns the shards of that count still missing: empty means this
+        completion made the set whole. Nothing is recorded, and every shard is missing, unless the sink is
+        still staging `physical` (the switch already happened, or another reindex replaced this one)."""
+        with self._tx() as cur:
+            self._lock_sink(cur, pipeline, sink)
+            cur.execute("SELECT staging FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            row = cur.fetchone()
+            if row is None or row[0] != physical:
+                return list(range(shards))
+            cur.execute("INSERT INTO reindex_shards (pipeline, sink, physical, shards, shard, run_id, finished_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, sink, physical, shards, shard) DO UPDATE "
+                        "SET run_id = excluded.run_id, finished_at = excluded.finished_at",
+                        (pipeline, sink, physical, shards, shard, run_id, time.time()))
+            cur.execute("SELECT shard FROM reindex_shards WHERE pipeline = ? AND sink = ? AND physical = ? "
+                        "AND shards = ?", (pipeline, sink, physical, shards))
+            done = {int(r[0]) for r in cur.fetchall()}
+        return [i for i in range(shards) if i not in done]
+
+    def withdraw_shard(self, pipeline: str, sink: str, physical: str, shard: int, shards: int) -> None:
+        """A rerun of the shard did not complete cleanly: its earlier completion no longer holds."""
+        with self._tx() as cur:
+            self._lock_sink(cur, pipeline, sink)
+            cur.execute("DELETE FROM reindex_shards WHERE pipeline = ? AND sink = ? AND physical = ? AND shards = ? "
+                        "AND shard = ?", (pipeline, sink, physical, shards, shard))
+
+    def shard_completions(self, pipeline: str, sink: str, physical: str) -> dict[int, list[int]]:
+        """Shard count -> the shards of that count that completed the reindex into `physical`."""
+        with self._tx() as cur:
+            cur.execute("SELECT shards, shard FROM reindex_shards WHERE pipeline = ? AND sink = ? AND physical = ? "
+                        "ORDER BY shards, shard", (pipeline, sink, physical))
+            out: dict[int, list[int]] = {}
+            for shards, shard in cur.fetchall():
+                out.setdefault(int(shards), []).append(int(shard))
+        return out
 
     def promote(self, pipeline: str, sink: str, old: str, new: str, generation: str,
-                retired: list[tuple[str, float]]) -> None:
+                retired: list[tuple[str, float]]) -> bool:
         """After the switch from `old` to `new`, in one transaction: the staged rows of `new` become the sink's,
         and the sink's rows (and generation) move under `old`'s staging key, so a rollback to it redoes only
-        what changed since."""
+        what changed since. Applied once: False (nothing changed) when the sink is no longer staging `new`,
+        because another run (a shard finishing at the same time) promoted it already."""
         parked, staged = staging_key(sink, old), staging_key(sink, new)
         with self._tx() as cur:
+            self._lock_sink(cur, pipeline, sink)
+            cur.execute("SELECT staging FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            row = cur.fetchone()
+            if row is None or row[0] != new:
+                return False
             for key in (parked, staged):
                 cur.execute("DELETE FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, key))
             cur.execute("DELETE FROM sources WHERE pipeline = ? AND sink = ?", (pipeline, parked))
@@ -229,8 +303,10 @@ class RunStore:
             cur.execute("INSERT INTO sinks (pipeline, sink, generation, physical, updated_at) SELECT pipeline, ?, "
                         "generation, physical, updated_at FROM sinks WHERE pipeline = ? AND sink = ?",
                         (parked, pipeline, sink))
+            cur.execute("DELETE FROM reindex_shards WHERE pipeline = ? AND sink = ?", (pipeline, sink))
             self._set_sink(cur, pipeline, sink, generation=generation, physical=new, staging=None,
                            retired=json.dumps(retired))
+            return True
 
     def forget_sink(self, pipeline: str, sink: str) -> None:
         """Every row of a sink key (a dropped collection's)."""

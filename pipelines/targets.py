@@ -15,6 +15,15 @@ into a new physical collection `<collection>__<schema fingerprint>` (source rows
 committed switches the logical name (alias or manifest, see `Sink.point`), then moves the rows over in one
 store transaction. Queries keep reading the old collection until the switch. Retired collections beyond
 the sink's `keep_previous` are dropped once they have been retired for `drop_after_s`.
+
+When is every source committed? Each run that covers its whole part of the sources (a files run of shard
+i of N, or a posted-records run with `full`) records in the run store whether that part is complete
+(`settle`): nothing failed or left in the dead-letter file for the sink, and no source the old collection
+holds was refused this time (`blockers`: switching would drop its records from the live index; a refused
+source the old collection never held blocks nothing). The run whose completion makes all N parts whole
+switches, once: the store serializes completions and applies a promote only while the sink still stages
+that collection, so two shards finishing at once cannot both switch, and completions under another N
+never count.
 """
 
 from __future__ import annotations
@@ -26,12 +35,14 @@ from typing import Any
 from connectors import Schema, open_sink
 from connectors.base import Sink, physical_name
 from connectors.errors import ConnectorError
-from pipelines.sources import Shard
+from pipelines.sources import FileSource, Shard
 from pipelines.spec import SinkSpec
 from pipelines.store import RunStore, SourceState, staging_key
 from pipelines.writer import Target
 
 Emit = Callable[..., None]
+#: When a reindex fed by posted records switches: sie cannot re-read them to know the new collection has all.
+RECORDS_SWITCH = "after a run request with full: true that posts every record (sie cannot re-read posted records)"
 
 
 def current_schema(sink: Sink) -> Schema | None:
@@ -70,10 +81,9 @@ def _staged(pipeline: str, spec: SinkSpec, sink: Sink, schema: Schema, store: Ru
     old = sink.physical
     new = physical_name(sink.config.collection, schema)
     state = store.sink_state(pipeline, spec.key)
-    if state.staging != new:
-        if state.staging is not None:  # the schema changed again before an earlier reindex finished: retire it
-            store.set_retired(pipeline, spec.key, [*state.retired, (state.staging, time.time())])
-        store.begin_reindex(pipeline, spec.key, new)
+    if state.staging != new and store.begin_reindex(pipeline, spec.key, new) and state.staging is not None:
+        # the schema changed again before an earlier reindex finished: retire that one
+        store.set_retired(pipeline, spec.key, [*state.retired, (state.staging, time.time())])
     sink.pin(new)
     sink.ensure(schema)
     key = staging_key(spec.key, new)
@@ -115,6 +125,54 @@ def drift(pipeline: str, target: Target, store: RunStore, shard: Shard, emit: Em
              message=f"{target.spec.label}: sink {why}: backfilling {len(stale)} sources")
 
 
+def blockers(pipeline: str, target: Target, store: RunStore, source: FileSource, shard: Shard) -> dict[str, str]:
+    """{source id: why it was refused} for this shard's sources that block the switch: the old collection
+    holds them (committed under the sink's live key), the new one does not, and they were refused this time,
+    so switching would drop their records from the live index."""
+    held = store.sources(pipeline, target.key)
+    out = {}
+    for s, state in sorted(held.items()):
+        new = target.states.get(s)
+        if state.hash is not None and shard.owns(s) and (new is None or new.hash is None):
+            why = source.refusal_of(s)
+            if why is not None:
+                out[s] = why
+    return out
+
+
+def settle(pipeline: str, target: Target, store: RunStore, shard: Shard, run_id: str, why_not: str | None,
+           emit: Emit) -> None:
+    """Record whether this run's part (shard i of N) of the reindex is complete (`why_not` None) or not (its
+    reason, said in the run's notes; an earlier completion of this shard no longer holds). The completion
+    that makes every part whole switches the logical name."""
+    assert target.reindex is not None
+    old, new = target.reindex
+    label, part = target.spec.label, f"shard {shard.index}/{shard.count}"
+    if why_not is not None:
+        store.withdraw_shard(pipeline, target.key, new, shard.index, shard.count)
+        emit("reindex_waiting", sink=target.key, new=new, reason=why_not,
+             message=f"{label}: reindex into {new} is not complete: {why_not}; queries keep reading {old} "
+                     "until a run completes it")
+        return
+    missing = store.complete_shard(pipeline, target.key, new, shard.index, shard.count, run_id)
+    if not missing:
+        switch(pipeline, target, store, emit)
+        return
+    if len(missing) == shard.count:  # the sink no longer stages `new`: another run switched it meanwhile
+        emit("reindex_superseded", sink=target.key, new=new,
+             message=f"{label}: another run switched or replaced the reindex into {new} meanwhile; the next run "
+                     "redoes what this one committed after that")
+        return
+    others = ", ".join(f"{len(done)} of {n}" for n, done in store.shard_completions(pipeline, target.key, new).items()
+                       if n != shard.count)
+    elsewhere = (f"; completions recorded under another shard count ({others}) do not count towards "
+                 f"{shard.count}") if others else ""
+    emit("reindex_waiting", sink=target.key, new=new, shard=part, missing=missing,
+         message=f"{label}: reindex into {new}: {part} is complete; waiting for shard(s) "
+                 f"{', '.join(f'{i}/{shard.count}' for i in missing)} (queries keep reading {old} until every "
+                 f"shard has completed){elsewhere}")
+
+
 def switch(pipeline: str, target: Target, store: RunStore, emit: Emit) -> None:
     """After every source was committed into the staged collection: point the logical name at it."""
     assert target.reindex is not None
@@ -128,9 +186,9 @@ def _promote(pipeline: str, spec: SinkSpec, sink: Sink, store: RunStore, old: st
     retired = [r for r in state.retired if r[0] not in (old, sink.physical)]
     if old and old != sink.physical:
         retired.append((old, time.time()))
-    store.promote(pipeline, spec.key, old, sink.physical, sink.generation(), retired)
-    emit("switched", sink=spec.key, old=old, new=sink.physical,
-         message=f"{spec.label}: switched {sink.config.collection} from {old} to {sink.physical}")
+    if store.promote(pipeline, spec.key, old, sink.physical, sink.generation(), retired):
+        emit("switched", sink=spec.key, old=old, new=sink.physical,
+             message=f"{spec.label}: switched {sink.config.collection} from {old} to {sink.physical}")
 
 
 def drop_retired(pipeline: str, target: Target, store: RunStore, emit: Emit) -> None:

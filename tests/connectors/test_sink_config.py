@@ -70,6 +70,30 @@ def test_database_specific_rules_name_the_key():
     assert err.field == "sink.url"
 
 
+@pytest.mark.parametrize("kind", sorted(SINKS))
+@pytest.mark.parametrize("name", ["sie_collections", "SIE_Collections", "docs__3f2a91c0"])
+def test_names_sie_keeps_for_itself_are_refused_on_every_sink(kind, name):
+    """The manifest of logical names, and a reindex's physical names (`<collection>__<8 hex>`), which another
+    logical name's reindex could take."""
+    options = {"weaviate": {"url": "http://127.0.0.1:1"}, "lancedb": {"uri": "/x"}}.get(kind, {})
+    err = error({"type": kind, "collection": name, **options})
+    assert err.field == "sink.collection" and "is reserved" in err.message and f"(got {name!r})" in err.message
+    why = "logical collection names' pointers" if "__" not in name else "names its physical collections"
+    assert why in err.message
+    assert load_config({"type": kind, "collection": "docs__3f2a91c", **options})   # 7 hex digits: a name like any
+
+
+def test_a_weaviate_collection_is_kept_as_weaviate_names_it():
+    """Weaviate capitalizes class names and answers an alias's target so: the logical name (and the physical
+    names a reindex derives from it) start upper case, so that they compare equal to what it answers."""
+    from connectors.base import physical_name
+    from connectors.records import Schema
+
+    config = load_config({"type": "weaviate", "collection": "handbook", "url": "http://127.0.0.1:1"})
+    assert config.collection == "Handbook"
+    assert physical_name(config.collection, Schema.parse({"vectors": {"dense": {"dim": 3}}})).startswith("Handbook__")
+
+
 def test_env_references_are_resolved_and_unset_ones_fail_naming_the_key():
     raw = yaml.safe_load("""
         type: qdrant

@@ -22,7 +22,7 @@ from connectors import ConnectorError, Schema, make_record, record_id, sink_clas
 from connectors import weaviate_mapping as m
 from connectors.filters import parse_where
 from connectors.records import prepare
-from connectors.weaviate import WeaviateSink
+from connectors.weaviate import WeaviateSink, collection_name
 
 
 def live(folder: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def test_collection_config_bodies_declare_self_provided_named_vectors():
     assert meta["name"] == "_sie_meta" and meta["indexFilterable"] is False and meta["indexSearchable"] is False
     assert m.schema_from_description(m.describe(SCHEMA)) == SCHEMA
     assert m.schema_from_description("someone else's collection") is None
-    assert m.collection_name("docs") == "Docs"
+    assert collection_name("docs") == "Docs"
 
 
 def test_records_become_data_objects_with_filter_properties():

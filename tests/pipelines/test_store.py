@@ -1,6 +1,8 @@
 """The run store on SQLite (the embedded default) and on a real Postgres (the cluster's): high-water
 marks that only rise until a commit, runs and idempotency keys (also across two connections racing),
-and two `sie run --shard i/2` jobs sharing a Postgres store and a Chroma server.
+the shard completions of a reindex (two shards finishing at once: exactly one completes the set, and a
+promote applies once; an older store gains the table), and two `sie run --shard i/2` jobs sharing a
+Postgres store and a Chroma server, also through a reindex that switches once.
 
 Postgres: $SIE_TEST_POSTGRES_URL if set, else a throwaway server started from the local binaries
 (/usr/lib/postgresql/*/bin); the tests skip, saying so, only when neither exists."""
@@ -121,6 +123,79 @@ def test_one_idempotency_key_racing_on_two_connections_makes_one_run(store_url):
         s.close()
 
 
+def race(stores, call) -> list:
+    """call(store, i) on each store at once (one thread each); the results in store order."""
+    results: list = [None] * len(stores)
+    barrier = threading.Barrier(len(stores))
+
+    def go(i: int) -> None:
+        barrier.wait()
+        results[i] = call(stores[i], i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_shard_completions_of_a_reindex(store_url):
+    store = open_store(store_url)
+    assert store.complete_shard("p", "s", "s__1", 0, 2) == [0, 1]      # not staging it: nothing recorded
+    assert store.begin_reindex("p", "s", "s__1") and not store.begin_reindex("p", "s", "s__1")
+    assert store.complete_shard("p", "s", "s__1", 0, 2, "run-a") == [1]
+    assert store.complete_shard("p", "s", "s__1", 0, 2, "run-b") == [1]  # a rerun: idempotent
+    assert store.complete_shard("p", "s", "s__1", 1, 3) == [0, 2]         # another N counts apart
+    assert store.shard_completions("p", "s", "s__1") == {2: [0], 3: [1]}
+    store.withdraw_shard("p", "s", "s__1", 0, 2)                          # a failed rerun of shard 0
+    assert store.complete_shard("p", "s", "s__1", 1, 2) == [0]
+    assert store.complete_shard("p", "s", "s__1", 0, 2) == []            # whole
+    assert store.promote("p", "s", "s", "s__1", "g1", [("s", 1.0)])
+    assert not store.promote("p", "s", "s", "s__1", "g1", [])            # applied once
+    state = store.sink_state("p", "s")
+    assert (state.physical, state.staging, state.retired) == ("s__1", None, [("s", 1.0)])
+    assert store.shard_completions("p", "s", "s__1") == {}
+    store.begin_reindex("p", "s", "s__2")
+    store.complete_shard("p", "s", "s__2", 0, 2)
+    store.begin_reindex("p", "s", "s__1")                                 # a rollback starts from nothing
+    assert store.shard_completions("p", "s", "s__2") == {} and store.complete_shard("p", "s", "s__1", 1, 2) == [0]
+    store.close()
+
+
+def test_two_shards_finishing_at_once_complete_the_set_once_and_promote_once(store_url):
+    stores = [open_store(store_url) for _ in range(2)]
+    for round_ in range(5):
+        physical = f"s__{round_}"
+        stores[0].begin_reindex("p", "s", physical)
+        missing = race(stores, lambda store, i, physical=physical: store.complete_shard("p", "s", physical, i, 2))
+        assert sorted(missing) == [[], [missing.index([])]], missing   # one saw it whole; the other missed it
+        promoted = race(stores, lambda store, i, physical=physical: store.promote("p", "s", "s", physical, "g", []))
+        assert sorted(promoted) == [False, True] and stores[1].sink_state("p", "s").physical == physical
+    for s in stores:
+        s.close()
+
+
+def test_an_older_store_gains_the_shard_completions_table(store_url, tmp_path):
+    store = open_store(store_url)
+    store.begin_reindex("p", "s", "s__1")
+    store.close()
+    if store_url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE reindex_shards")
+    else:
+        import sqlite3
+
+        with sqlite3.connect(store_url) as conn:
+            conn.execute("DROP TABLE reindex_shards")
+        conn.close()
+    store = open_store(store_url)                                         # as a store made before it existed
+    assert store.sink_state("p", "s").staging == "s__1" and store.complete_shard("p", "s", "s__1", 0, 1) == []
+    store.close()
+
+
 def test_a_postgres_password_is_never_echoed():
     with pytest.raises(PipelineError) as e:
         open_store(f"postgresql://sie:hunter2@127.0.0.1:{free_port()}/db")
@@ -151,7 +226,7 @@ def test_indexed_jobs_share_a_postgres_store(tmp_path, postgres_server, engine_s
         procs = [subprocess.Popen([SIE, "run", str(path), "--shard", f"{i}/2", "--store", url, "--json"],
                                   env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(2)]
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=300) for p in procs]   # the reindex round loads MiniLM on a busy machine
         assert all(p.returncode == 0 for p in procs), outs
         return [json.loads(out.splitlines()[-1]) for out, _ in outs]
 
@@ -170,5 +245,16 @@ def test_indexed_jobs_share_a_postgres_store(tmp_path, postgres_server, engine_s
     store = open_store(url)
     assert len(store.sources("sharded", next(iter(first[0]["counters"]["sinks"])))) == 12
     store.close()
+
+    # A model change, both shards at once: the new collection is filled by both, and switched by exactly
+    # the one whose completion made the set whole.
+    path.write_text(path.read_text().replace("tiny/embed", "test/minilm-rerank"))
+    third = round_()
+    notes = [n for r in third for n in r["counters"]["notes"]]
+    assert len([n for n in notes if " switched " in n]) == 1, notes
+    assert len([n for n in notes if "waiting for shard(s)" in n]) == 1, notes
+    assert sink.follow() and sink.schema.vectors["dense"].dim == 384
+    assert sink.count() == len(expected) and set(sink.get(list(expected))) == set(expected)
+    sink.drop_other(collection)
     sink.drop()
     sink.close()
