@@ -91,14 +91,16 @@ class QueryRunner:
             except ConnectorError as e:
                 raise PipelineError(f"{step.name}: {e.message}", field=e.field, code=e.code) from None
             timing[step.name + "_ms"] = round((time.perf_counter() - t) * 1000, 3)
-        timing["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         counter = self._counter()
         counts: list[int | None] = [None] * len(state.hits)
         if counter is not None:
+            t = time.perf_counter()
             counts = list(await counter.count_async([h.text for h in state.hits]))
             if state.tokens_after is None:
                 state.tokens_before = sum(await counter.count_async([h.text for h in state.retrieved]))
                 state.tokens_after = sum(counts)
+            timing["count_ms"] = round((time.perf_counter() - t) * 1000, 3)
+        timing["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         budget = max_tokens or next((b for s in self.steps if (b := s.config.token_budget()) is not None), None)
         return {
             "pipeline": self.p.name, "query": text,
