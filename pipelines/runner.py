@@ -397,7 +397,7 @@ class IngestRunner:
 
     def _model_steps(self, steps: list[IngestStep], batch: list[Work]) -> list[Work]:
         """Run the model steps over the whole batch; on failure, retry, then source by source."""
-        live = [w for w in batch if not w.failed]
+        live = [w for w in batch if not w.failed and w.chunks]  # chunkless: nothing for the models
         if not steps or not live:
             return self._processed(batch)
         try:
