@@ -67,7 +67,7 @@ class MotoServer:
         return out
 
     def downloads(self) -> list[str]:
-        """The object keys fetched with GET (a listing is a GET on the bucket with ?list-type)."""
+        """The object keys fetched with GET (a listing is a GET on the bucket with ?list-type); /bucket/key."""
         return sorted(path.split("/", 2)[2] for method, path in self.requests()
                       if method == "GET" and "?" not in path and path.count("/") >= 2)
 
@@ -143,7 +143,7 @@ def test_objects_are_read_like_files_and_an_unchanged_rerun_downloads_nothing(tm
     report = ingest(path, engine)
     assert report.state == "succeeded", report.errors
     assert stages(report) == {"listed": 5, "read": 5, "chunked": 5, "processed": 5}
-    assert moto.downloads() == sorted(f"{bucket}/{k}" for k in ("a.txt", "notes/b.md", "handbook.pdf", "rows.jsonl"))
+    assert moto.downloads() == ["a.txt", "handbook.pdf", "notes/b.md", "rows.jsonl"]   # not image.bin
     got = records(tmp_path)
     assert sorted(got) == ["a.txt", "handbook.pdf", "notes/b.md", "rows.jsonl#1", "rows.jsonl#2"]
     assert got["handbook.pdf"]["text"] == "Vacation is 25 days.\fSick leave needs a note."
@@ -170,7 +170,7 @@ def test_a_replaced_object_is_reindexed_and_a_deleted_one_is_deleted(tmp_path, e
     moto.forget()
     report = ingest(path, engine)
     assert report.state == "succeeded", report.errors
-    assert moto.downloads() == [f"{bucket}/a.txt", f"{bucket}/t.csv"]   # c.txt unchanged: not downloaded
+    assert moto.downloads() == ["a.txt", "t.csv"]   # c.txt unchanged: not downloaded
     # a.txt re-read and rewritten; t.csv re-read, its row 1 unchanged (skipped), row 2 and b.txt vanished.
     assert stages(report) == {"listed": 3, "read": 1, "skipped": 2, "chunked": 1, "processed": 1}
     (sink,) = report.counters["sinks"].values()
@@ -204,7 +204,7 @@ def test_a_forbidden_object_is_refused_kept_from_deletion_and_the_run_goes_on(tm
     assert sorted(got) == ["new.txt", "open.txt", "secret.txt"] and got["secret.txt"]["text"] == "first version"
     # Refused objects get no mark: the next run asks again, and says why again.
     moto.forget()
-    assert ingest(path, engine).counters["stages"]["refused"] == 1 and moto.downloads() == [f"{bucket}/secret.txt"]
+    assert ingest(path, engine).counters["stages"]["refused"] == 1 and moto.downloads() == ["secret.txt"]
     client.delete_bucket_policy(Bucket=bucket)
     assert ingest(path, engine).state == "succeeded" and records(tmp_path)["secret.txt"]["text"] == "second version"
 
@@ -218,7 +218,10 @@ def test_prefix_and_glob_select_keys_as_a_root_and_patterns_select_files(s3, mot
     assert [e.key for e in source.entries()] == ["a.md", "x/.hidden.md", "x/b.md"]
     top = ObjectSource(ObjectStoreSource(type="s3", bucket=bucket, prefix="handbook", glob=["*.md", "*.txt"],
                                          endpoint_url=moto.url))
-    assert [d.id for d in top.documents()] == ["a.md", "c.txt"]
+    read = list(top.documents())   # each object's documents, then its mark (key, version, documents)
+    assert [(type(x).__name__, getattr(x, "id", None) or x.key) for x in read] == [
+        ("Document", "a.md"), ("ObjectMark", "a.md"), ("Document", "c.txt"), ("ObjectMark", "c.txt")]
+    assert read[1].documents == 1 and read[1].version.endswith("|1")   # ETag|version|size
 
 
 def test_an_object_over_max_file_bytes_is_refused_without_being_downloaded(tmp_path, engine, s3, moto):
@@ -230,7 +233,7 @@ def test_an_object_over_max_file_bytes_is_refused_without_being_downloaded(tmp_p
     assert report.state == "succeeded", report.errors
     assert report.counters["refusals"] == [{"path": "big.txt",
                                             "reason": "500 bytes exceeds source.max_file_bytes (100)"}]
-    assert moto.downloads() == [f"{bucket}/small.txt"]
+    assert moto.downloads() == ["small.txt"]
     assert sorted(records(tmp_path)) == ["small.txt"]
 
 
@@ -276,5 +279,46 @@ def test_an_object_source_rerun_after_the_sink_was_dropped_backfills_it(tmp_path
     moto.forget()
     report = ingest(path, engine)
     assert report.state == "succeeded", report.errors
-    assert moto.downloads() == [f"{bucket}/a.txt", f"{bucket}/b.txt"]
+    assert moto.downloads() == ["a.txt", "b.txt"]
     assert sorted(records(tmp_path)) == ["a.txt", "b.txt"]
+
+
+def test_a_run_stopped_inside_a_table_object_downloads_it_again_and_ends_with_exact_records(tmp_path, engine, s3,
+                                                                                           moto):
+    """The object's mark is written only after all of its rows are committed: a run stopped after its first
+    batch leaves none, so the rerun reads the object again and finishes it (no row lost, none twice)."""
+    import threading
+
+    from pipelines.runner import IngestRunner
+    from pipelines.store import open_store
+
+    client, bucket = s3
+    put(client, bucket, {"t.jsonl": "".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(6))})
+    path = write_pipeline(tmp_path, f"""\
+        name: bucket
+        source: {{type: s3, bucket: {bucket}, endpoint_url: "{moto.url}"}}
+        steps:
+          - encode: {{model: tiny/embed}}
+        sinks:
+          - {{type: lancedb, uri: ./lance, collection: bucket}}
+        batch: {{size: 2, queue: 1}}
+    """)
+    stop = threading.Event()
+    store = open_store(tmp_path / ".sie" / "runs.sqlite")
+    try:
+        def stop_after_first_commit(event: str, data: dict) -> None:
+            if event == "committed" and data["sources"]:
+                stop.set()
+        p = load_pipeline(path, strict_env=True)
+        report = IngestRunner(p, engine, store, listener=stop_after_first_commit, stop=stop).run()
+        assert report.state == "interrupted"
+        assert 2 <= len(records(tmp_path)) < 6 and store.objects("bucket", p.sinks[0].key, "0/1") == {}
+    finally:
+        store.close()
+    moto.forget()
+    again = ingest(path, engine)
+    assert again.state == "succeeded", again.errors
+    assert moto.downloads() == ["t.jsonl"]
+    assert sorted(records(tmp_path)) == [f"t.jsonl#{i}" for i in range(1, 7)]
+    moto.forget()
+    assert stages(ingest(path, engine)) == {"listed": 6, "skipped": 6} and moto.downloads() == []
