@@ -9,9 +9,10 @@ the same S3 API server listed ~4x and downloaded ~2x faster than s3fs in our mea
 
 Keys under `prefix` are matched against the glob patterns as relative paths (`**` spans folders), and an
 object's key relative to the prefix is its source id, as a file's path relative to the root is. Records also
-carry `uri` (s3://bucket/key). Incremental: the listing gives each object's version (its ETag, or GCS's
-generation, and size). After every document of an object was committed into a sink, the writer records the
-version with the number of documents (`RunStore.commit_objects`); a later run that lists the same version
+carry `uri` (s3://bucket/key). Incremental: the listing gives each object's version (its ETag, which all three
+stores list and change with the content, the object version where a listing gives one, and the size).
+After every document of an object was committed into a sink, the writer records the version with the number
+of documents (`RunStore.commit_objects`); a later run that lists the same version
 for every sink, whose documents are all still committed there, skips the object without downloading it and
 counts its sources as seen for `sync_deletions`. An object some of whose content was refused gets no mark:
 each run reads it again and says why again. A 403 on one object refuses that object; the run goes on.
@@ -209,8 +210,8 @@ def _by_object(states: dict[str, SourceState], whole: set[str], tables: set[str]
 
 
 def _version(meta: dict[str, Any]) -> str:
-    """What changes when an object's content does: its ETag (S3, Azure; GCS's XML listing) or version
-    (GCS generation, S3 version id) with its size; only where a store gives neither, its modification time."""
+    """What changes when an object's content does: its ETag (S3, Azure, and GCS's listing) and version (where
+    the listing gives one) with its size; only where a store gives neither, its modification time."""
     tag, version, size = meta.get("e_tag"), meta.get("version"), meta.get("size")
     if tag or version:
         return f"{tag or ''}|{version or ''}|{size}"

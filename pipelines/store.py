@@ -12,7 +12,7 @@
         blue/green reindex the physical collection being filled (`staging`, whose source rows are kept
         under the sink key `<sink>#<physical>`), and the retired collections with when they were retired.
     objects(pipeline, sink, shard, object, version, fingerprint, documents, updated_at)
-        per object of a bucket source, sink and shard: the listed version (ETag or generation, and size)
+        per object of a bucket source, sink and shard: the listed version (ETag, version, size)
         whose `documents` were all committed into the sink under `fingerprint` (pipelines.objects). Written
         after those sources' own commit, so a crash in between costs one more download, never a skip of
         something uncommitted; moved and forgotten with the sink's source rows.
