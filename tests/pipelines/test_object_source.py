@@ -24,7 +24,10 @@ from test_documents import pdf_bytes
 
 from pipelines.errors import SourceError, SpecError
 from pipelines.objects import ObjectSource
+from pipelines.plan import source_outlook
+from pipelines.sources import Shard
 from pipelines.spec import ObjectStoreSource, load_pipeline
+from pipelines.store import open_store
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sie-test-key", "AWS_SECRET_ACCESS_KEY": "sie-test-secret",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -33,11 +36,11 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sie-test-key", "AWS_SECRET_ACCESS_KEY": "si
 class MotoServer:
     """`python -m moto.server` on a free loopback port, with its request recorder writing to a file we read."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.recording = folder / "requests.jsonl"
-        env = {**os.environ, **CREDENTIALS, "MOTO_RECORDER_FILEPATH": str(self.recording)}
+        env = {**os.environ, **CREDENTIALS, "MOTO_RECORDER_FILEPATH": str(self.recording), **env}
         self.log = open(folder / "moto.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -180,6 +183,13 @@ def test_a_replaced_object_is_reindexed_and_a_deleted_one_is_deleted(tmp_path, e
     assert got["a.txt"]["text"] == "alpha two, replaced"
     moto.forget()
     assert stages(ingest(path, engine)) == {"listed": 3, "skipped": 3} and moto.downloads() == []
+    store = open_store(tmp_path / ".sie" / "runs.sqlite")
+    try:   # `sie plan` says the same from the listing alone
+        outlook = source_outlook(load_pipeline(path, strict_env=True), store, Shard())
+    finally:
+        store.close()
+    assert (outlook["files"], list(outlook["per_sink"].values())) == (3, [{"download": 0, "skip": 3}])
+    assert moto.downloads() == []
 
 
 def test_a_forbidden_object_is_refused_kept_from_deletion_and_the_run_goes_on(tmp_path, engine, s3, moto):
@@ -251,6 +261,23 @@ def test_a_missing_bucket_or_an_unreachable_endpoint_names_the_field(tmp_path, e
     assert error.startswith(f"source.endpoint_url: cannot reach {closed}: ")
 
 
+def test_credentials_the_store_refuses_for_listing_name_the_bucket_and_where_credentials_come_from(
+        tmp_path_factory, monkeypatch):
+    """moto with IAM authentication on (INITIAL_NO_AUTH_ACTION_COUNT=0) checks every request's signature: keys
+    no IAM user holds are refused (403 InvalidAccessKeyId)."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    strict = MotoServer(tmp_path_factory.mktemp("moto-iam"), INITIAL_NO_AUTH_ACTION_COUNT="0")
+    try:
+        with pytest.raises(SourceError) as e:
+            ObjectSource(ObjectStoreSource(type="s3", bucket="docs", endpoint_url=strict.url)).entries()
+    finally:
+        strict.stop()
+    assert e.value.field == "source.bucket"
+    assert e.value.message.startswith("source.bucket: listing s3://docs/ (s3) was refused; credentials come from "
+                                      "the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+
+
 def test_credentials_are_never_read_from_the_pipeline_file(tmp_path):
     path = write_pipeline(tmp_path, """\
         name: bucket
@@ -290,7 +317,6 @@ def test_a_run_stopped_inside_a_table_object_downloads_it_again_and_ends_with_ex
     import threading
 
     from pipelines.runner import IngestRunner
-    from pipelines.store import open_store
 
     client, bucket = s3
     put(client, bucket, {"t.jsonl": "".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(6))})
