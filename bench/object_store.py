@@ -54,7 +54,8 @@ def with_obstore(url: str, bucket: str) -> tuple[float, float, int]:
 def with_s3fs(url: str, bucket: str) -> tuple[float, float, int]:
     import s3fs
 
-    fs = s3fs.S3FileSystem(endpoint_url=url)
+    # A fresh instance without its listing cache: otherwise every round after the first lists from memory.
+    fs = s3fs.S3FileSystem(endpoint_url=url, skip_instance_cache=True, use_listings_cache=False)
     t = time.perf_counter()
     keys = [m["name"] for m in fs.ls(bucket, detail=True)]
     listed = time.perf_counter() - t
