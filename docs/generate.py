@@ -126,6 +126,12 @@ def spec_markdown(schema: dict) -> str:
         plain = {**variant, "properties": {k: v for k, v in variant.get("properties", {}).items() if k != "steps"}}
         out += _fields(plain, defs)
         out.append("")
+        for source in variant.get("properties", {}).get("source", {}).get("oneOf", []):
+            obj = _object(source, defs) or {}
+            out += [f"### {kind} source `type: {_type(obj.get('properties', {}).get('type', {}))}`", ""]
+            if obj.get("description"):
+                out += [" ".join(obj["description"].split()), ""]
+            out += ["| key | type | | |", "|---|---|---|---|", *_fields(obj, defs), ""]
         for step in steps.get("items", {}).get("oneOf", []):
             ((name, body),) = step["properties"].items()
             out += [f"### {kind} step `{name}`", ""]

@@ -254,6 +254,11 @@ def plan(file: Path = typer.Argument(..., help="The pipeline (YAML)."),
         out += [f"    refused {r['path']}: {r['reason']}" for r in outlook.get("refusals") or []]
         for label, n in (outlook.get("per_sink") or {}).items():
             out.append(f"    {label}: would process {n['process']}, skip {n['skip']}, vanished {n['vanished']}")
+    elif outlook and outlook.get("type") in ("s3", "gcs", "azure"):
+        out.append(f"  source {outlook['root']} {outlook.get('patterns')}: {outlook.get('files', 0)} objects"
+                   + (f" · {outlook['error']}" if outlook.get("error") else ""))
+        for label, n in (outlook.get("per_sink") or {}).items():
+            out.append(f"    {label}: would download {n['download']}, skip {n['skip']} unchanged")
     typer.echo("\n".join(out))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipelines.spec import EngineConfig, FilesSource, IngestHeader, QueryHeader, RecordsSource
+from pipelines.spec import EngineConfig, FilesSource, IngestHeader, ObjectStoreSource, QueryHeader, RecordsSource
 from pipelines.steps import REGISTRIES, step_class
 
 
@@ -40,7 +40,8 @@ def pipeline_schema(kind: str = "all") -> dict[str, Any]:
     if kind in ("all", "ingest"):
         ingest = _schema(IngestHeader, defs)
         ingest["properties"].update(engine=engine, steps=_steps("ingest", defs),
-                                    source={"oneOf": [_schema(FilesSource, defs), _schema(RecordsSource, defs)]},
+                                    source={"oneOf": [_schema(c, defs) for c in (FilesSource, ObjectStoreSource,
+                                                                                 RecordsSource)]},
                                     sinks={"type": "array", "minItems": 1, "items": _sinks(defs)})
         out["ingest"] = ingest
     if kind in ("all", "query"):

@@ -68,7 +68,8 @@ class RunManager:
             if not isinstance(p.source, RecordsSource):
                 from pipelines.errors import PipelineError
 
-                raise PipelineError(f"records: pipeline {p.name!r} reads files under {p.source.root}; records "
+                where = getattr(p.source, "root", None) or getattr(p.source, "location", "")
+                raise PipelineError(f"records: pipeline {p.name!r} reads files under {where}; records "
                                     "can be posted only to a pipeline whose source is {type: records}",
                                     field="records")
             documents = posted_documents(p.source, records)

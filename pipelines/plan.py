@@ -17,7 +17,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from pipelines.errors import PipelineError, Problem, SpecError
 from pipelines.models import ModelDirectory
-from pipelines.spec import FilesSource, Pipeline
+from pipelines.spec import FilesSource, ObjectStoreSource, Pipeline
 from pipelines.vectors import encoder_info, sink_schema
 
 
@@ -176,6 +176,8 @@ def source_outlook(p: Pipeline, store: Any, shard: Any) -> dict[str, Any]:
     """How many sources a run would process per sink (read and hashed, nothing written)."""
     from pipelines.sources import FileSource
 
+    if isinstance(p.source, ObjectStoreSource):
+        return _bucket_outlook(p, p.source, store, shard)
     if not isinstance(p.source, FilesSource):
         return {"type": "records", "note": "records are posted with each run request"}
     source = FileSource(p.source, shard)
@@ -195,6 +197,25 @@ def source_outlook(p: Pipeline, store: Any, shard: Any) -> dict[str, Any]:
     return {"type": "files", "root": p.source.root, "patterns": p.source.glob, "files": len(paths),
             "sources": len(docs), "refused": len(source.refused),
             "refusals": [{"path": r.path, "reason": r.reason} for r in source.refused[:20]], "per_sink": per_sink}
+
+
+def _bucket_outlook(p: Pipeline, config: ObjectStoreSource, store: Any, shard: Any) -> dict[str, Any]:
+    """What a run would download from a bucket: the listing only (nothing is downloaded to plan)."""
+    from pipelines.objects import ObjectSource, unchanged
+
+    source = ObjectSource(config, shard)
+    try:
+        entries = source.entries()
+    except PipelineError as e:
+        return {"type": config.type, "root": config.location, "error": e.message}
+    per_sink = {}
+    for spec in p.sinks:
+        states = store.sources(p.name, spec.key) if store is not None else {}
+        marks = store.objects(p.name, spec.key, f"{shard.index}/{shard.count}") if store is not None else {}
+        kept = unchanged(entries, [(states, marks)], p.fingerprint(), shard.owns)
+        per_sink[spec.label] = {"download": len(entries) - len(kept), "skip": len(kept)}
+    return {"type": config.type, "root": config.location, "patterns": config.glob, "files": len(entries),
+            "sources": len(entries), "refused": 0, "refusals": [], "per_sink": per_sink}
 
 
 def raise_if(problems: list[Problem]) -> None:

@@ -5,8 +5,9 @@ encodes one batch while the previous one is written and the next one is read.
 
 Incremental: a source whose content hash and steps fingerprint a sink already committed is skipped for
 that sink; a changed one gets its new chunks written, then its stale chunks deleted (pipelines.writer);
-with `sync_deletions`, sources that disappeared are deleted once every file was read. Failures: model
-steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
+with `sync_deletions`, sources that disappeared are deleted once every file was read. From a bucket, an
+object whose listed version every sink already holds is skipped before it is downloaded (pipelines.objects).
+Failures: model steps are retried per batch with backoff, then per source (one bad document cannot sink its batch);
 an engine still unreachable or busy (429/503) after the retries stops the run as failed (a rerun resumes it). Sink
 writes are retried per batch and sink; what still fails goes to the dead-letter file, and `retry_dlq`
 replays it. Each sink is opened by pipelines.targets: a sink that no longer holds what the
@@ -30,8 +31,9 @@ from connectors.errors import ConnectorError
 from pipelines.dlq import DeadLetters
 from pipelines.errors import PipelineError
 from pipelines.models import directory_for
-from pipelines.sources import Document, FileSource, Refusal, Shard
-from pipelines.spec import FilesSource, Pipeline
+from pipelines.objects import ObjectMark, ObjectSource, unchanged
+from pipelines.sources import Document, FileSource, Reader, Refusal, Shard
+from pipelines.spec import FilesSource, ObjectStoreSource, Pipeline
 from pipelines.steps import step_class
 from pipelines.steps.base import BULK, Chunk, IngestStep, StepContext
 from pipelines.store import RunRecord, RunStore
@@ -154,10 +156,10 @@ class IngestRunner:
         try:
             targets = self._open_targets(options)
             writer = Writer(self.p.name, self.p.version, self.p.fingerprint(), self._model(), self.store,
-                            self.p.retry, self.emit, self.stop)
+                            self.p.retry, self.emit, self.stop, shard=_shard_text(shard))
             self.emit("run_started", run_id=run.id, sinks=[t.key for t in targets])
             seen: set[str] = set()
-            source, documents, resolved = self._documents(options, dlq, targets)
+            source, documents, resolved = self._documents(options, dlq, targets, seen)
             dead = self._pipeline(documents, targets, writer, seen, dlq)
             if self.stop.is_set():
                 state = "interrupted"
@@ -208,7 +210,7 @@ class IngestRunner:
                                     code=e.code) from None
         return targets
 
-    def _finish_reindex(self, targets: list[Target], source: FileSource | None, options: RunOptions,
+    def _finish_reindex(self, targets: list[Target], source: Reader | None, options: RunOptions,
                         dlq: DeadLetters) -> None:
         """Record, for each reindexed sink, whether this run completed its part of the new collection (the run
         whose part makes it whole switches: pipelines.targets.settle); drop expired retired collections."""
@@ -227,7 +229,7 @@ class IngestRunner:
             if t.reindex is None:
                 drop_retired(self.p.name, t, self.store, self.emit)
 
-    def _incomplete(self, target: Target, source: FileSource | None, options: RunOptions,
+    def _incomplete(self, target: Target, source: Reader | None, options: RunOptions,
                     pending: collections.Counter) -> str | None:
         """Why this run's part of a reindex is not complete in its new collection, or None when it is."""
         failed, waiting = self.counters.sinks[target.key]["failed"], pending.get(target.key, 0)
@@ -247,14 +249,17 @@ class IngestRunner:
         state = target.states.get(doc.id)
         return state is None or state.hash != doc.hash or state.fingerprint != self.p.fingerprint()
 
-    def _documents(self, options: RunOptions, dlq: DeadLetters,
-                   targets: list[Target]) -> tuple[FileSource | None, Iterator[Work | Document], set]:
-        """(file source or None, what to process, dead letters already resolved)."""
+    def _documents(self, options: RunOptions, dlq: DeadLetters, targets: list[Target],
+                   seen: set[str]) -> tuple[Reader | None, Iterator[Work | Document | ObjectMark], set]:
+        """(file or bucket source, or None; what to process; dead letters already resolved)."""
         if options.retry_dlq:
             works, resolved = self._replay(dlq, targets)
             return None, iter(works), resolved
         if options.documents is not None:
             return None, iter(options.documents), set()
+        if isinstance(self.p.source, ObjectStoreSource):
+            return self._objects(ObjectSource(self.p.source, options.shard, on_refused=self._refused), options,
+                                 targets, seen)
         if not isinstance(self.p.source, FilesSource):
             raise PipelineError("source: this pipeline reads records posted with a run request "
                                 "(POST /v1/pipelines/{name}/runs with records); none were given", field="records")
@@ -262,6 +267,26 @@ class IngestRunner:
         paths = source.paths()
         self.emit("listed", files=len(paths))
         return source, source.documents(paths), set()
+
+    def _objects(self, source: ObjectSource, options: RunOptions, targets: list[Target],
+                 seen: set[str]) -> tuple[Reader, Iterator[Document | ObjectMark], set]:
+        """A bucket's objects, less those every sink holds at their listed version: those are counted as
+        listed and skipped, and their sources as seen, without a download."""
+        entries = source.entries()
+        self.emit("listed", files=len(entries))
+        fingerprint, shard = self.p.fingerprint(), _shard_text(options.shard)
+        for t in targets:
+            t.objects = self.store.objects(self.p.name, t.state_key, shard)
+        kept = unchanged(entries, [(t.states, t.objects) for t in targets], fingerprint, options.shard.owns)
+        for key in sorted(kept):
+            for source_id in sorted(kept[key]):
+                seen.add(source_id)
+                self.counters.add("listed")
+                self.counters.add("skipped")
+                for t in targets:
+                    self.counters.add("skipped", 1, t.key)
+                self.emit("skipped", source=source_id)
+        return source, source.documents([e for e in entries if e.key not in kept]), set()
 
     def _refused(self, refusal: Refusal) -> None:
         self.counters.refuse(refusal)
@@ -298,12 +323,22 @@ class IngestRunner:
         failure: list[BaseException] = []
         dead = 0
 
+        def release(work: Work | None) -> None:
+            if work is not None and (work.targets or work.marks):  # a skipped source may carry its object's mark
+                _put(docs_q, work, self.stop)
+
         def read() -> None:
+            held: Work | None = None  # one source held back: the mark of the object it ends may follow it
             try:
                 for item in documents:
                     if self.stop.is_set():
                         break
-                    work = item if isinstance(item, Work) else Work(item, [])
+                    if isinstance(item, ObjectMark):
+                        if held is not None and held.doc.origin == item.key:
+                            held.marks.append(item)
+                        continue
+                    release(held)
+                    work = held = item if isinstance(item, Work) else Work(item, [])
                     seen.add(work.doc.id)
                     self.counters.add("listed")
                     if not work.targets:
@@ -317,7 +352,8 @@ class IngestRunner:
                         continue
                     self.counters.add("read")
                     self.emit("read", source=work.doc.id)
-                    _put(docs_q, work, self.stop)
+                if not self.stop.is_set():
+                    release(held)
             except BaseException as e:
                 failure.append(e)
                 self.stop.set()
@@ -333,6 +369,9 @@ class IngestRunner:
                     if item is _DONE or self.stop.is_set():
                         break
                     work: Work = item
+                    if not work.targets:  # only an object's mark rides on it: nothing to chunk or write
+                        batch.append(work)
+                        continue
                     try:
                         chunks = [Chunk(work.doc.id, 0, work.doc.text, 0, len(work.doc.text),
                                         {**work.doc.metadata, "source": work.doc.id})]
@@ -383,7 +422,7 @@ class IngestRunner:
 
     def _model_steps(self, steps: list[IngestStep], batch: list[Work]) -> list[Work]:
         """Run the model steps over the whole batch; on failure, retry, then source by source."""
-        live = [w for w in batch if not w.failed]
+        live = [w for w in batch if not w.failed and w.chunks]  # chunkless: nothing for the models
         if not steps or not live:
             return self._processed(batch)
         try:
@@ -447,11 +486,11 @@ class IngestRunner:
                 self.counters.add("failed")
         return dlq.append(entries)
 
-    def _sync_deletions(self, options: RunOptions, source: FileSource | None, targets: list[Target],
+    def _sync_deletions(self, options: RunOptions, source: Reader | None, targets: list[Target],
                         writer: Writer, seen: set[str]) -> None:
         wanted = True if options.full else options.sync_deletions
         if wanted is None:
-            wanted = isinstance(self.p.source, FilesSource) and self.p.source.sync_deletions
+            wanted = isinstance(self.p.source, FilesSource | ObjectStoreSource) and self.p.source.sync_deletions
         if not wanted:
             return
         if source is None and not options.every_record:
@@ -468,12 +507,19 @@ class IngestRunner:
                     break
                 self.counters.add("deleted", deleted, target.key)
                 self.emit("vanished", sink=target.key, sources=len(gone[start:start + 500]), deleted=deleted)
+            if isinstance(source, ObjectSource):  # marks of objects no longer listed
+                self.store.forget_objects(self.p.name, target.state_key, _shard_text(options.shard),
+                                          [k for k in target.objects if k not in source.listed])
 
     def _prune_dlq(self, dlq: DeadLetters, committed: set[tuple[str, str]], resolved: set[tuple[str, str]]) -> None:
         entries = dlq.read()
         keep = [e for e in entries if (e["sink"], e["source"]) not in committed | resolved]
         if len(keep) != len(entries):
             dlq.rewrite(keep)
+
+
+def _shard_text(shard: Shard) -> str:
+    return f"{shard.index}/{shard.count}"
 
 
 def _put(q: queue.Queue, item: Any, stop: threading.Event, force: bool = False) -> None:

@@ -1,6 +1,7 @@
 """Where documents come from: files under a root (.txt/.md/.rst, and .pdf/.html/.docx read by
-pipelines/documents.py: one document per file; .jsonl/.csv/.parquet: one document per row), or records
-posted with a run request.
+pipelines/documents.py: one document per file; .jsonl/.csv/.parquet: one document per row), objects in a
+bucket read by the same rules (`Reader`, which pipelines/objects.py:ObjectSource shares), or records posted
+with a run request.
 
 A document's id is its source id: the file's path relative to the root, or `path#row-id` for a row (the
 `id_field` value, else the 1-based line/row number). Its hash covers its text and metadata, so an edit
@@ -20,19 +21,20 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
+import io
 import json
 import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from connectors.ids import content_hash
 from connectors.metadata import metadata_problem
 from pipelines.documents import DOCUMENT_SUFFIXES, parse, text_problem, universal_newlines
 from pipelines.errors import SourceError
-from pipelines.spec import FilesSource, RecordsSource
+from pipelines.spec import FilesSource, RecordsSource, _ReadRules
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -47,6 +49,7 @@ class Document:
     text: str
     metadata: dict[str, Any]
     hash: str = ""
+    origin: str | None = None   # the file or object it was read from (not hashed: the id and path say it)
 
     def __post_init__(self) -> None:
         if not self.hash:
@@ -88,8 +91,13 @@ class Refusal:
 
 
 @dataclass
-class FileSource:
-    config: FilesSource
+class Reader:
+    """The rules every source of named files shares, local or in an object store: which suffixes are read and
+    how (one document per text or PDF/HTML/DOCX file, one per table row), `max_file_bytes`, and refusals with
+    their reasons, which protect the refused sources from `sync_deletions`. A subclass lists names and opens
+    their bytes: FileSource here, pipelines/objects.py:ObjectSource for buckets."""
+
+    config: _ReadRules
     shard: Shard = Shard()
     on_refused: Callable[[Refusal], None] | None = None
     refused: list[Refusal] = field(default_factory=list)   # this shard's, in the order found
@@ -117,6 +125,87 @@ class FileSource:
             if self.on_refused is not None:
                 self.on_refused(refusal)
 
+    def readable(self, name: str) -> bool:
+        """A suffix some reader reads; other names are counted as `unsupported`, neither read nor refused."""
+        if Path(name).suffix.lower() in WHOLE_FILE_SUFFIXES | TABLE_SUFFIXES:
+            return True
+        self.unsupported += 1
+        return False
+
+    def _read(self, rel: str, size: int, open_bytes: Callable[[], BinaryIO],
+              origin: str | None = None) -> Iterator[Document]:
+        """The documents of one file or object `rel` of `size` bytes; what cannot be read becomes a refusal.
+        `open_bytes` opens its content (an OSError from it is 'cannot be read: ...')."""
+        suffix = Path(rel).suffix.lower()
+        if suffix in WHOLE_FILE_SUFFIXES and not self.shard.owns(rel):
+            return  # decided before reading: a shard reads only its own whole-file sources
+        rows = 0  # rows yielded from a table file before a failure
+        try:
+            if size > self.config.max_file_bytes:
+                self._refuse(rel, f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
+                return
+            if suffix in TEXT_SUFFIXES:
+                yield Document(rel, self._text(_bytes(open_bytes), suffix), self._metadata(rel), origin=origin)
+            elif suffix in DOCUMENT_SUFFIXES:
+                parsed = parse(_bytes(open_bytes), suffix, rel)
+                yield Document(rel, parsed.text, {**parsed.metadata, **self._metadata(rel)}, origin=origin)
+            else:
+                for doc in self._rows(open_bytes, rel, suffix):
+                    rows += 1
+                    doc.origin = origin
+                    yield doc
+        except UnicodeDecodeError as e:
+            # A table is decoded as it streams: only the rows yielded before the failure are known.
+            where = f"; {rows} rows were read before it, the rest was not" if suffix in TABLE_SUFFIXES \
+                else f": byte 0x{e.object[e.start]:02x} at offset {e.start}"
+            self._refuse(rel, f"not {self.config.encoding} text (source.encoding){where}")
+        except OSError as e:
+            self._refuse(rel, f"cannot be read: {_os_reason(e)}")
+        except (SourceError, ValueError) as e:  # DocumentRefused included: the parser's reason
+            self._refuse(rel, getattr(e, "message", None) or str(e))
+        except ImportError as e:
+            self._refuse(rel, f"{suffix} files need the documents extra (pip install 'sie[documents]'): {e}")
+
+    def _metadata(self, rel: str) -> dict[str, Any]:
+        """What every document of `rel` carries besides what its parser found."""
+        return {"path": rel}
+
+    def _text(self, data: bytes, suffix: str) -> str:
+        problem = text_problem(data, suffix)
+        if problem:
+            raise SourceError(problem)
+        return universal_newlines(data.decode(self.config.encoding))
+
+    def _rows(self, open_bytes: Callable[[], BinaryIO], rel: str, suffix: str) -> Iterator[Document]:
+        c = self.config
+        for number, row in _table_rows(open_bytes, suffix, c):
+            if not isinstance(row, dict):
+                self._refuse(rel, f"row {number}: expected an object per row, got {type(row).__name__}")
+                continue
+            key = row.get(c.id_field) if c.id_field else number
+            if key is None or key == "":
+                self._refuse(rel, f"row {number}: no value in id_field {c.id_field!r}")
+                continue
+            source_id = f"{rel}#{key}"
+            if not self.shard.owns(source_id):
+                continue
+            text = row.get(c.text_field)
+            if not isinstance(text, str):
+                self._refuse(rel, f"row {number}: text_field {c.text_field!r} is "
+                                  f"{'missing' if text is None else type(text).__name__}, expected text", source_id)
+                continue
+            keep = c.metadata_fields if c.metadata_fields is not None else \
+                [k for k in row if k not in (c.text_field, c.id_field)]
+            metadata = {_key(k): _jsonable(row.get(k)) for k in keep if k in row}
+            yield Document(source_id, text, {**metadata, **self._metadata(rel)})
+
+
+@dataclass
+class FileSource(Reader):
+    """Files under a local root."""
+
+    config: FilesSource
+
     def paths(self) -> list[Path]:
         root = Path(self.config.root)
         if not root.is_dir():
@@ -137,9 +226,7 @@ class FileSource:
                     continue
                 elif not path.resolve().is_relative_to(real_root):
                     refused[key] = f"outside the root {root}"
-                elif path.suffix.lower() not in WHOLE_FILE_SUFFIXES | TABLE_SUFFIXES:
-                    self.unsupported += 1
-                else:
+                elif self.readable(key):
                     found[key] = path
         for key in sorted(refused):  # in a stable order, as the sources are
             self._refuse(key, refused[key])
@@ -158,69 +245,22 @@ class FileSource:
         root = Path(self.config.root)
         for path in self.paths() if paths is None else paths:
             rel = path.relative_to(root).as_posix()
-            suffix = path.suffix.lower()
-            if suffix in WHOLE_FILE_SUFFIXES and not self.shard.owns(rel):
-                continue  # decided before reading: a shard reads only its own whole-file sources
-            rows = 0  # rows yielded from a table file before a failure
             try:
                 size = path.stat().st_size
-                if size > self.config.max_file_bytes:
-                    self._refuse(rel, f"{size} bytes exceeds source.max_file_bytes ({self.config.max_file_bytes})")
-                    continue
-                if suffix in TEXT_SUFFIXES:
-                    yield Document(rel, self._text(path.read_bytes(), suffix), {"path": rel})
-                elif suffix in DOCUMENT_SUFFIXES:
-                    parsed = parse(path.read_bytes(), suffix, rel)
-                    yield Document(rel, parsed.text, {**parsed.metadata, "path": rel})
-                else:
-                    for doc in self._rows(path, rel, suffix):
-                        rows += 1
-                        yield doc
-            except UnicodeDecodeError as e:
-                # A table is decoded as it streams: only the rows yielded before the failure are known.
-                where = f"; {rows} rows were read before it, the rest was not" if suffix in TABLE_SUFFIXES \
-                    else f": byte 0x{e.object[e.start]:02x} at offset {e.start}"
-                self._refuse(rel, f"not {self.config.encoding} text (source.encoding){where}")
             except OSError as e:
                 self._refuse(rel, f"cannot be read: {_os_reason(e)}")
-            except (SourceError, ValueError) as e:  # DocumentRefused included: the parser's reason
-                self._refuse(rel, getattr(e, "message", None) or str(e))
-            except ImportError as e:
-                self._refuse(rel, f"{suffix} files need the documents extra (pip install 'sie[documents]'): {e}")
-
-    def _text(self, data: bytes, suffix: str) -> str:
-        problem = text_problem(data, suffix)
-        if problem:
-            raise SourceError(problem)
-        return universal_newlines(data.decode(self.config.encoding))
-
-    def _rows(self, path: Path, rel: str, suffix: str) -> Iterator[Document]:
-        c = self.config
-        for number, row in _table_rows(path, suffix, c):
-            if not isinstance(row, dict):
-                self._refuse(rel, f"row {number}: expected an object per row, got {type(row).__name__}")
                 continue
-            key = row.get(c.id_field) if c.id_field else number
-            if key is None or key == "":
-                self._refuse(rel, f"row {number}: no value in id_field {c.id_field!r}")
-                continue
-            source_id = f"{rel}#{key}"
-            if not self.shard.owns(source_id):
-                continue
-            text = row.get(c.text_field)
-            if not isinstance(text, str):
-                self._refuse(rel, f"row {number}: text_field {c.text_field!r} is "
-                                  f"{'missing' if text is None else type(text).__name__}, expected text", source_id)
-                continue
-            keep = c.metadata_fields if c.metadata_fields is not None else \
-                [k for k in row if k not in (c.text_field, c.id_field)]
-            metadata = {_key(k): _jsonable(row.get(k)) for k in keep if k in row}
-            yield Document(source_id, text, {**metadata, "path": rel})
+            yield from self._read(rel, size, lambda path=path: path.open("rb"))
 
 
-def _table_rows(path: Path, suffix: str, c: FilesSource) -> Iterator[tuple[int, Any]]:
+def _bytes(open_bytes: Callable[[], BinaryIO]) -> bytes:
+    with open_bytes() as f:
+        return f.read()
+
+
+def _table_rows(open_bytes: Callable[[], BinaryIO], suffix: str, c: _ReadRules) -> Iterator[tuple[int, Any]]:
     if suffix in JSONL_SUFFIXES:
-        with path.open(encoding=c.encoding) as f:
+        with io.TextIOWrapper(open_bytes(), encoding=c.encoding) as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
                     try:
@@ -228,16 +268,17 @@ def _table_rows(path: Path, suffix: str, c: FilesSource) -> Iterator[tuple[int, 
                     except json.JSONDecodeError as e:
                         raise SourceError(f"line {number}: not JSON: {e.msg}") from None
     elif suffix == ".csv":
-        with path.open(encoding=c.encoding, newline="") as f:
+        with io.TextIOWrapper(open_bytes(), encoding=c.encoding, newline="") as f:
             yield from enumerate(csv.DictReader(f, delimiter=c.csv_delimiter), 1)
     else:
         import pyarrow.parquet as pq
 
         number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            for row in batch.to_pylist():
-                number += 1
-                yield number, row
+        with open_bytes() as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    number += 1
+                    yield number, row
 
 
 def _os_reason(error: OSError) -> str:

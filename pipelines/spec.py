@@ -3,7 +3,8 @@
     name: docs                       # [a-z0-9][a-z0-9_-]*; part of every record id
     kind: ingest                     # or query
     engine: local                    # in-process (default), or http://host:8080, or {url, api_key: ${KEY}}
-    source: {type: files, root: ./docs, glob: ["**/*.md"]}     # or {type: records} (posted over REST)
+    source: {type: files, root: ./docs, glob: ["**/*.md"]}     # or {type: s3 | gcs | azure, bucket, prefix},
+                                                               # or {type: records} (posted over REST)
     steps:
       - chunk: {by: tokens, size: 256, overlap: 32}
       - encode: {model: all-MiniLM-L6-v2}
@@ -38,8 +39,9 @@ from pipelines.yaml_source import Located, load_file, load_text
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Placeholder schemes for unset ${VAR}s in URL-typed keys when validating without the environment.
-URL_SCHEMES = {"url": "http", "grpc_url": "grpc"}
+URL_SCHEMES = {"url": "http", "grpc_url": "grpc", "endpoint_url": "http"}
 MAX_STEPS, MAX_SINKS = 32, 8
+SOURCE_TYPES = ("files", "s3", "gcs", "azure", "records")
 
 
 class _Strict(BaseModel):
@@ -61,10 +63,9 @@ class EngineConfig(_Strict):
         return url
 
 
-class FilesSource(_Strict):
-    type: Literal["files"] = "files"
-    root: str = Field(min_length=1, description="The folder to read, relative to the pipeline file; nothing "
-                                                "outside it is read.")
+class _ReadRules(_Strict):
+    """What a files source and an object-store source share: which names are read, how, and up to what size."""
+
     glob: list[str] = Field(default_factory=lambda: ["**/*"], min_length=1, max_length=64)
     text_field: str = Field("text", min_length=1, description=".jsonl/.csv/.parquet: the column holding the text.")
     id_field: str | None = Field(None, description="Tabular files: the column identifying a row (default: its "
@@ -87,6 +88,51 @@ class FilesSource(_Strict):
             if p.startswith(("/", "\\")) or ".." in Path(p).parts or re.match(r"^[A-Za-z]:", p):
                 raise ValueError(f"pattern {p!r} reaches outside the root; patterns are relative, without '..'")
         return patterns
+
+
+class FilesSource(_ReadRules):
+    type: Literal["files"] = "files"
+    root: str = Field(min_length=1, description="The folder to read, relative to the pipeline file; nothing "
+                                                "outside it is read.")
+
+
+class ObjectStoreSource(_ReadRules):
+    """Objects in an S3, GCS or Azure bucket, read through obstore (pipelines/objects.py). Credentials come from
+    the environment only (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, GOOGLE_APPLICATION_CREDENTIALS
+    or GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY, ...), never from this file."""
+
+    type: Literal["s3", "gcs", "azure"]
+    bucket: str = Field(min_length=1, max_length=255, description="The bucket (Azure: the container).")
+    prefix: str = Field("", max_length=1024, description="A folder inside the bucket, like a files source's root: "
+                                                         "keys are listed under it, and ids and glob patterns "
+                                                         "are relative to it.")
+    endpoint_url: str | None = Field(None, description="Another endpoint than the cloud's own (MinIO, an S3 "
+                                                       "API elsewhere, an emulator); http:// is allowed.")
+    region: str | None = Field(None, max_length=64, description="S3: the bucket's region (default: AWS_REGION / "
+                                                                "AWS_DEFAULT_REGION, else us-east-1).")
+    account: str | None = Field(None, max_length=64, description="Azure: the storage account (default: "
+                                                                 "AZURE_STORAGE_ACCOUNT_NAME).")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Per request, listing and each download.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        return url
+
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, prefix: str) -> str:
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise ValueError(f"prefix {prefix!r}: expected a folder inside the bucket, without a leading '/' or '..'")
+        return prefix.strip("/")
+
+    @property
+    def location(self) -> str:
+        """The bucket and prefix as a URL, for messages and record metadata."""
+        scheme = {"s3": "s3", "gcs": "gs", "azure": "az"}[self.type]
+        return f"{scheme}://{self.bucket}/{self.prefix + '/' if self.prefix else ''}"
 
 
 class RecordsSource(_Strict):
@@ -179,7 +225,7 @@ class Pipeline:
     steps: list[StepSpec]
     path: Path
     located: Located
-    source: FilesSource | RecordsSource | None = None
+    source: FilesSource | ObjectStoreSource | RecordsSource | None = None
     sinks: list[SinkSpec] = field(default_factory=list)
     batch: BatchConfig = field(default_factory=BatchConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -338,16 +384,16 @@ class _Validator:
             return None
         return self.model(EngineConfig, resolved, ("engine",))
 
-    def source(self, raw: Any, base: Path) -> FilesSource | RecordsSource | None:
+    def source(self, raw: Any, base: Path) -> FilesSource | ObjectStoreSource | RecordsSource | None:
         if not isinstance(raw, Mapping):
-            self.fail(("source",), f"expected a mapping with type: files or type: records, got {_kind(raw)}")
+            self.fail(("source",), f"expected a mapping with type: {' | '.join(SOURCE_TYPES)}, got {_kind(raw)}")
             return None
         kind = raw.get("type", "files")
-        if kind not in ("files", "records"):
-            self.fail(("source", "type"), f"expected 'files' or 'records', got {kind!r}")
+        if kind not in SOURCE_TYPES:
+            self.fail(("source", "type"), f"expected one of {', '.join(map(repr, SOURCE_TYPES))}, got {kind!r}")
             return None
-        source = self.model(FilesSource if kind == "files" else RecordsSource,
-                            self.resolve(raw, ("source",)), ("source",))
+        cls = FilesSource if kind == "files" else RecordsSource if kind == "records" else ObjectStoreSource
+        source = self.model(cls, self.resolve(raw, ("source",)), ("source",))
         if isinstance(source, FilesSource):
             source = source.model_copy(update={"root": str(_local(source.root, base))})
         return source

@@ -15,6 +15,11 @@
         per reindex (the physical collection being filled) and shard count N: which shards i of N have
         completed it cleanly, so that the run whose completion makes the set whole switches it (`--shard`
         runs each see only their part of the sources). Completions under another N never count towards N.
+    objects(pipeline, sink, shard, object, version, fingerprint, documents, updated_at)
+        per object of a bucket source, sink and shard: the listed version (ETag, version, size)
+        whose `documents` were all committed into the sink under `fingerprint` (pipelines.objects). Written
+        after those sources' own commit, so a crash in between costs one more download, never a skip of
+        something uncommitted; moved and forgotten with the sink's source rows.
     runs(id, pipeline, state, ..., counters, errors, idempotency_key)
         one row per run: state, counters per stage and sink, errors; the REST API reads it.
 
@@ -57,6 +62,11 @@ SCHEMA = [
         pipeline TEXT NOT NULL, sink TEXT NOT NULL, physical TEXT NOT NULL, shards INTEGER NOT NULL,
         shard INTEGER NOT NULL, run_id TEXT, finished_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (pipeline, sink, physical, shards, shard))""",
+    # A table of its own (no column on `sources`): stores made before it get it from this statement.
+    """CREATE TABLE IF NOT EXISTS objects (
+        pipeline TEXT NOT NULL, sink TEXT NOT NULL, shard TEXT NOT NULL, object TEXT NOT NULL, version TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, documents INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pipeline, sink, shard, object))""",
 ]
 RUN_STATES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
 MAX_ERRORS = 100
@@ -68,6 +78,13 @@ class SourceState:
     fingerprint: str | None
     high_water: int
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    version: str
+    fingerprint: str
+    documents: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +212,29 @@ class RunStore:
             row = cur.fetchone()
         return int(row[0]), int(row[1])
 
+    # -- objects of a bucket source ----------------------------------------------------------------
+    def objects(self, pipeline: str, sink: str, shard: str) -> dict[str, ObjectState]:
+        with self._tx() as cur:
+            cur.execute("SELECT object, version, fingerprint, documents FROM objects "
+                        "WHERE pipeline = ? AND sink = ? AND shard = ?", (pipeline, sink, shard))
+            return {row[0]: ObjectState(row[1], row[2], int(row[3])) for row in cur.fetchall()}
+
+    def commit_objects(self, pipeline: str, sink: str, shard: str, rows: Iterable[tuple[str, str, str, int]]) -> None:
+        """After the sources of these objects were committed: (object, version, fingerprint, documents)."""
+        now = time.time()
+        with self._tx() as cur:
+            cur.executemany(
+                "INSERT INTO objects (pipeline, sink, shard, object, version, fingerprint, documents, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, sink, shard, object) DO UPDATE SET "
+                "version = excluded.version, fingerprint = excluded.fingerprint, documents = excluded.documents, "
+                "updated_at = excluded.updated_at",
+                [(pipeline, sink, shard, key, version, fp, n, now) for key, version, fp, n in rows])
+
+    def forget_objects(self, pipeline: str, sink: str, shard: str, keys: Iterable[str]) -> None:
+        with self._tx() as cur:
+            cur.executemany("DELETE FROM objects WHERE pipeline = ? AND sink = ? AND shard = ? AND object = ?",
+                            [(pipeline, sink, shard, k) for k in keys])
+
     # -- sinks -------------------------------------------------------------------------------------
     def sink_state(self, pipeline: str, sink: str) -> SinkState:
         with self._tx() as cur:
@@ -297,9 +337,10 @@ class RunStore:
                 return False
             for key in (parked, staged):
                 cur.execute("DELETE FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, key))
-            cur.execute("DELETE FROM sources WHERE pipeline = ? AND sink = ?", (pipeline, parked))
-            cur.execute("UPDATE sources SET sink = ? WHERE pipeline = ? AND sink = ?", (parked, pipeline, sink))
-            cur.execute("UPDATE sources SET sink = ? WHERE pipeline = ? AND sink = ?", (sink, pipeline, staged))
+            for table in ("sources", "objects"):
+                cur.execute(f"DELETE FROM {table} WHERE pipeline = ? AND sink = ?", (pipeline, parked))
+                cur.execute(f"UPDATE {table} SET sink = ? WHERE pipeline = ? AND sink = ?", (parked, pipeline, sink))
+                cur.execute(f"UPDATE {table} SET sink = ? WHERE pipeline = ? AND sink = ?", (sink, pipeline, staged))
             cur.execute("INSERT INTO sinks (pipeline, sink, generation, physical, updated_at) SELECT pipeline, ?, "
                         "generation, physical, updated_at FROM sinks WHERE pipeline = ? AND sink = ?",
                         (parked, pipeline, sink))
@@ -312,6 +353,7 @@ class RunStore:
         """Every row of a sink key (a dropped collection's)."""
         with self._tx() as cur:
             cur.execute("DELETE FROM sources WHERE pipeline = ? AND sink = ?", (pipeline, sink))
+            cur.execute("DELETE FROM objects WHERE pipeline = ? AND sink = ?", (pipeline, sink))
             cur.execute("DELETE FROM sinks WHERE pipeline = ? AND sink = ?", (pipeline, sink))
 
     def set_retired(self, pipeline: str, sink: str, retired: list[tuple[str, float]]) -> None:

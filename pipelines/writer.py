@@ -6,6 +6,8 @@ For each sink and batch:
   2. upsert every chunk (ids are deterministic, so a rewrite replaces, never duplicates);
   3. delete the stale chunks: indices below the high-water mark that this version no longer has;
   4. commit (hash, fingerprint, high-water = new chunk count) in the run store.
+  5. for a bucket source: record the version of each object all of whose documents are now committed
+     into this sink (pipelines.objects), so the next run skips it unread.
 A crash before 4 leaves the source uncommitted, so the next run does it again; the high-water mark
 still covers every chunk any interrupted version wrote, so none is left behind. New chunks are always
 written before stale ones are deleted. Upserts and deletes are retried with exponential backoff; what
@@ -41,6 +43,7 @@ class Target:
     lock: threading.Lock = field(default_factory=threading.Lock)
     state_key: str = ""
     reindex: tuple[str, str] | None = None     # (old physical, new physical)
+    objects: dict[str, Any] = field(default_factory=dict)   # a bucket source's object marks (pipelines.objects)
 
     def __post_init__(self) -> None:
         self.state_key = self.state_key or self.spec.key
@@ -58,6 +61,7 @@ class Work:
     targets: list[str]
     chunks: list[Chunk] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)   # sink key ("*" = every target) -> reason
+    marks: list[Any] = field(default_factory=list)         # objects read whole, ending with this source
 
     @property
     def high_water(self) -> int:
@@ -80,16 +84,30 @@ def build_records(pipeline: str, version: str, model: str | None, work: Work) ->
 
 class Writer:
     def __init__(self, pipeline: str, version: str, fingerprint: str, model: str | None, store: RunStore,
-                 retry: RetryConfig, emit: Emit, stop: threading.Event) -> None:
+                 retry: RetryConfig, emit: Emit, stop: threading.Event, shard: str = "0/1") -> None:
         self.pipeline, self.version, self.fingerprint, self.model = pipeline, version, fingerprint, model
-        self.store, self.retry, self.emit, self.stop = store, retry, emit, stop
+        self.store, self.retry, self.emit, self.stop, self.shard = store, retry, emit, stop, shard
         self.committed: set[tuple[str, str]] = set()   # (sink, source) committed by this run
+        self._incomplete: set[tuple[str, str]] = set()  # (sink, object) with a source this run did not commit
 
-    def write(self, target: Target, works: list[Work]) -> None:
-        """Steps 1-4 above for the sources of one batch that `target` needs; failures land in work.failed."""
-        works = [w for w in works if target.key in w.targets and not w.failed.get("*")]
-        if not works:
-            return
+    def write(self, target: Target, batch: list[Work]) -> None:
+        """Steps 1-5 above for the sources of one batch that `target` needs; failures land in work.failed."""
+        works = [w for w in batch if target.key in w.targets and not w.failed.get("*")]
+        if works:
+            self._write(target, works)
+        self._mark_objects(target, batch)
+
+    def _mark_objects(self, target: Target, batch: list[Work]) -> None:
+        """Step 5. Sources come in read order, so an object's mark arrives after all of its sources."""
+        for w in batch:
+            if w.doc.origin is not None and target.key in w.targets and (w.failed.get("*") or w.failed.get(target.key)):
+                self._incomplete.add((target.key, w.doc.origin))
+        rows = [(m.key, m.version, self.fingerprint, m.documents) for w in batch for m in w.marks
+                if (target.key, m.key) not in self._incomplete]
+        if rows:
+            self.store.commit_objects(self.pipeline, target.state_key, self.shard, rows)
+
+    def _write(self, target: Target, works: list[Work]) -> None:
         with target.lock:
             raised: dict[str, int] = {}
             for w in works:

@@ -87,6 +87,45 @@ def test_high_water_only_rises_until_a_commit(store_url):
     store.close()
 
 
+def test_object_marks_per_shard_move_with_a_reindex_and_go_with_the_sink(store_url):
+    """A bucket source's object versions (pipelines.objects): per sink and shard; a blue/green switch moves them
+    with the source rows, and forgetting a sink key forgets them."""
+    store = open_store(store_url)
+    store.commit_objects("p", "sink", "0/1", [("a.txt", "etag1|7", "fp", 1), ("t.csv", "etag2|30", "fp", 2)])
+    store.commit_objects("p", "sink", "0/1", [("a.txt", "etag3|9", "fp", 1)])      # a newer version replaces it
+    store.commit_objects("p", "sink", "1/2", [("a.txt", "other", "fp", 1)])
+    marks = store.objects("p", "sink", "0/1")
+    assert {k: (m.version, m.documents) for k, m in marks.items()} == {"a.txt": ("etag3|9", 1),
+                                                                       "t.csv": ("etag2|30", 2)}
+    assert set(store.objects("p", "sink", "1/2")) == {"a.txt"} and store.objects("p", "other", "0/1") == {}
+    assert store.begin_reindex("p", "sink", "new")
+    store.commit_objects("p", "sink#new", "0/1", [("b.txt", "e|1", "fp2", 1)])        # staged by a reindex
+    assert store.promote("p", "sink", "old", "new", "gen", [])
+    assert set(store.objects("p", "sink", "0/1")) == {"b.txt"}
+    assert set(store.objects("p", "sink#old", "0/1")) == {"a.txt", "t.csv"}
+    store.forget_objects("p", "sink", "0/1", ["b.txt"])
+    store.forget_sink("p", "sink#old")
+    assert store.objects("p", "sink", "0/1") == {} and store.objects("p", "sink#old", "0/1") == {}
+    store.close()
+
+
+def test_a_store_made_before_object_marks_opens_and_keeps_its_rows(tmp_path):
+    """The objects table is added to an existing store (CREATE TABLE IF NOT EXISTS); nothing else changes."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:   # the schema as it was before: no objects table
+        conn.execute("CREATE TABLE sources (pipeline TEXT NOT NULL, sink TEXT NOT NULL, source TEXT NOT NULL, "
+                     "hash TEXT, fingerprint TEXT, high_water INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE "
+                     "PRECISION NOT NULL, records INTEGER, PRIMARY KEY (pipeline, sink, source))")
+        conn.execute("INSERT INTO sources VALUES ('p', 'sink', 'a.txt', 'h', 'fp', 1, 0, 1)")
+    store = open_store(path)
+    assert store.objects("p", "sink", "0/1") == {} and store.sources("p", "sink")["a.txt"].hash == "h"
+    store.commit_objects("p", "sink", "0/1", [("a.txt", "v", "fp", 1)])
+    assert store.objects("p", "sink", "0/1")["a.txt"].version == "v"
+    store.close()
+
+
 def test_runs_idempotency_and_interruption(store_url):
     store = open_store(store_url)
     run, created = store.create_run("p", idempotency_key="k1", request={"records": 3})
