@@ -10,6 +10,8 @@ format. Each route only translates: the SDK's body → sie's request model, `sie
   `{"dense": {"values"}}`, `{"sparse": {"indices", "values"}}`, `{"multivector": {"values"}}`;
 - score as `{"scores": [{item_id, score, rank}]}` (`item_id` "item-<i>" for an item sent without id, as SIE
   does); extract items with `entities`, `classifications` and empty `relations` / `objects`;
+- `GET /v1/models` and `/v1/models/{model}` as SIE's ModelInfo (`dims` a dict per output, `state`), which
+  the SDK's `list_models` / `get_model` (and sie-lancedb's `ndims`) read;
 - errors as `{"error": {code, message, param}}` with SIE's UPPER-CASE codes, also in `X-SIE-Error-Code` (the
   SDK retries on MODEL_LOADING / RESOURCE_EXHAUSTED / QUEUE_FULL by these), 400 for input of the wrong shape
   (SIE has no 422), and 503 for a full queue, as SIE answers.
@@ -295,3 +297,30 @@ async def extract(request: Request, model: str = MODEL_PATH):
     name_model(request, model)
     body = extract_request(await parse(request, SdkExtractRequest))
     return respond(request, extract_answer(await native.extracted(request, model, body)))
+
+
+# sie's pool tier → SIE's model state (a swapped-out model answers at once: SIE has no host tier).
+STATES = {"unloaded": "available", "loading": "loading", "device": "loaded", "host": "loaded", "failed": "failed"}
+
+
+def model_info(request: Request, name: str) -> dict:
+    engine = request.app.state.engine
+    card = engine.catalog.get(name)
+    state = engine.model_state(card.name)
+    enc = card.capabilities.encode
+    outputs = [k for k in ("dense", "sparse", "multivector") if enc is not None and getattr(enc, k) is not None]
+    dims = {k: getattr(enc, k).dims for k in ("dense", "multivector") if k in outputs}
+    return {"name": card.name, "loaded": STATES[state["state"]] == "loaded", "state": STATES[state["state"]],
+            "last_error": None if state["error"] is None else {"message": state["error"]},
+            "inputs": ["text"], "outputs": outputs, "dims": dims, "max_sequence_length": card.max_tokens,
+            "revision": None, "profiles": {"default": {}}}
+
+
+@router.get("/v1/models", include_in_schema=False)
+async def models(request: Request):
+    return respond(request, {"models": [model_info(request, card.name) for card in request.app.state.engine.catalog]})
+
+
+@router.get("/v1/models/{model:path}", include_in_schema=False)
+async def one_model(request: Request, model: str = MODEL_PATH):
+    return respond(request, model_info(request, model))
