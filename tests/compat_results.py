@@ -1,5 +1,5 @@
 """The compatibility table's rows, recorded by the test runs of published client libraries (tests/clients, and
-tests/sie_sdk in its own venv): their conftests import these hooks. Every test is marked
+tests/superlinked in its own venv): their conftests import these hooks. Every test is marked
 `@pytest.mark.compat(api, package, call)` (with `fails=why` where the test shows a client that cannot work);
 `--compat-out FILE` writes each (api, package, installed version, call, outcome) of the run to FILE, which
 docs/compat_table.py renders into the README's table."""
