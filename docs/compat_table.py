@@ -1,6 +1,7 @@
-"""The README's compatibility table, rendered from tests/clients/results.json, which the client-library tests
-write in `make test` (each row: an API, a published client and the version installed, a call, and whether it
-works; "no: why" rows are tests that show the failure).
+"""The README's compatibility table, rendered from tests/clients/results.json and
+tests/superlinked/results.json, which the client-library tests (and Superlinked's SIE SDK tests, in their
+venv) write in `make test` (each row: an API, a published client and the version installed, a call, and
+whether it works; "no: why" rows are tests that show the failure).
 
     python docs/compat_table.py          # print the table
     python docs/compat_table.py --write  # put it into README.md, between its compat-table markers
@@ -16,14 +17,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "tests" / "clients" / "results.json"
+RESULTS = (ROOT / "tests" / "clients" / "results.json", ROOT / "tests" / "superlinked" / "results.json")
 README = ROOT / "README.md"
 START, END = "<!-- compat-table: python docs/compat_table.py --write -->", "<!-- /compat-table -->"
 
 
 def table() -> str:
     rows = ["| API | client library | version | call | works |", "|---|---|---|---|---|"]
-    for r in json.loads(RESULTS.read_text()):
+    for r in (r for path in RESULTS for r in json.loads(path.read_text())):
         works = "yes" if r["works"] == "yes" else r["works"].replace("|", "\\|")
         rows.append(f"| {r['api']} | `{r['package']}` | {r['version']} | {r['call']} | {works} |")
     return "\n".join(rows)

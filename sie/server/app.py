@@ -13,7 +13,7 @@ from sie import __version__
 from sie.errors import SieError
 from sie.metrics import Metrics
 from sie.runtime.engine import Engine
-from sie.server import admin, cohere, compat, errors, native, tei
+from sie.server import admin, cohere, compat, errors, native, sie_sdk, tei
 from sie.server.auth import ApiKeys, authorized
 from sie.server.middleware import BodyLimit, RequestMetrics
 
@@ -46,7 +46,8 @@ def create_app(engine: Engine | None = None, *, keys: ApiKeys | None = None) -> 
     app.state.preload_error = None
     errors.install(app)
 
-    for router in (native.router, compat.router, cohere.router, tei.router):
+    # sie_sdk first: its routes match only requests from Superlinked's SDK (X-SIE-SDK-Version), on native's paths.
+    for router in (sie_sdk.router, native.router, compat.router, cohere.router, tei.router):
         app.include_router(router, dependencies=[Depends(authorized)])
     app.include_router(admin.router)
     app.include_router(tei.public)

@@ -85,10 +85,9 @@ def _texts(items: list[Item]) -> list[str]:
     return [i.text for i in items]
 
 
-@router.post("/v1/encode/{model:path}", openapi_extra=_body(EncodeRequest), tags=["native"])
-async def encode(request: Request, model: str = MODEL_PATH):
-    name_model(request, model)
-    body = await parse(request, EncodeRequest)
+async def encoded(request: Request, model: str, body: EncodeRequest) -> dict:
+    """The encode answer (numpy arrays in it): the one implementation behind this route and the SIE SDK's
+    (sie/server/sie_sdk.py, which only reshapes it)."""
     texts = _texts(body.items)
     check_limits(request, texts)
     p = body.params
@@ -100,15 +99,12 @@ async def encode(request: Request, model: str = MODEL_PATH):
         sparse_tokens=p.sparse_tokens, admission="reject", priority=p.priority, timeout_ms=timeout_ms(request)))
     items = [encoded_item(it.id, r) for it, r in zip(body.items, results)]
     # The canonical name `name_model` resolved: the answer does not look the catalog up a third time.
-    return respond(request, {"model": request.state.model, "items": items,
-                             "usage": {"tokens": sum(r.tokens for r in results)},
-                             "timing": {"total_ms": round((time.perf_counter() - start) * 1000, 3)}})
+    return {"model": request.state.model, "items": items, "usage": {"tokens": sum(r.tokens for r in results)},
+            "timing": {"total_ms": round((time.perf_counter() - start) * 1000, 3)}}
 
 
-@router.post("/v1/score/{model:path}", openapi_extra=_body(ScoreRequest), tags=["native"])
-async def score(request: Request, model: str = MODEL_PATH):
-    name_model(request, model)
-    body = await parse(request, ScoreRequest)
+async def scored(request: Request, model: str, body: ScoreRequest) -> dict:
+    """The score answer, best first (shared with sie/server/sie_sdk.py like `encoded`)."""
     texts = _texts(body.items)
     check_limits(request, texts)
     check_limits(request, [body.query.text], field="query")
@@ -118,13 +114,11 @@ async def score(request: Request, model: str = MODEL_PATH):
         admission="reject", priority=body.params.priority, timeout_ms=timeout_ms(request)))
     out = [{"index": r.index, "id": body.items[r.index].id, "score": r.score, "rank": r.rank,
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)} for r in results]
-    return respond(request, {"model": request.state.model, "query_id": body.query.id, "items": out})
+    return {"model": request.state.model, "query_id": body.query.id, "items": out}
 
 
-@router.post("/v1/extract/{model:path}", openapi_extra=_body(ExtractRequest), tags=["native"])
-async def extract(request: Request, model: str = MODEL_PATH):
-    name_model(request, model)
-    body = await parse(request, ExtractRequest)
+async def extracted(request: Request, model: str, body: ExtractRequest) -> dict:
+    """The extract answer, one item per input (shared with sie/server/sie_sdk.py like `encoded`)."""
     texts = _texts(body.items)
     check_limits(request, texts)
     p = body.params
@@ -138,7 +132,25 @@ async def extract(request: Request, model: str = MODEL_PATH):
             "classifications": [{"label": c.label, "score": c.score} for c in r.classifications],
             "tokens": r.tokens, "truncated": r.truncated, "timing": timing(r.timing)}
            for it, r in zip(body.items, results)]
-    return respond(request, {"model": request.state.model, "items": out})
+    return {"model": request.state.model, "items": out}
+
+
+@router.post("/v1/encode/{model:path}", openapi_extra=_body(EncodeRequest), tags=["native"])
+async def encode(request: Request, model: str = MODEL_PATH):
+    name_model(request, model)
+    return respond(request, await encoded(request, model, await parse(request, EncodeRequest)))
+
+
+@router.post("/v1/score/{model:path}", openapi_extra=_body(ScoreRequest), tags=["native"])
+async def score(request: Request, model: str = MODEL_PATH):
+    name_model(request, model)
+    return respond(request, await scored(request, model, await parse(request, ScoreRequest)))
+
+
+@router.post("/v1/extract/{model:path}", openapi_extra=_body(ExtractRequest), tags=["native"])
+async def extract(request: Request, model: str = MODEL_PATH):
+    name_model(request, model)
+    return respond(request, await extracted(request, model, await parse(request, ExtractRequest)))
 
 
 @router.post("/v1/tokenize/{model:path}", openapi_extra=_body(TokenizeRequest), tags=["native"])
