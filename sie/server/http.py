@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from sie.call_options import MAX_TIMEOUT_MS
@@ -97,3 +99,23 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         return task.result()
     task.cancel()
     raise ClientGone("client: disconnected before the answer was ready; its work was dropped")
+
+
+class EnvelopedRoute(APIRoute):
+    """A route whose errors (its own, its auth dependency's, body validation's) are answered by `envelope`:
+    the error shape of the API it is compatible with (TEI's, Superlinked's SDK's), not sie's."""
+
+    envelope: ClassVar[Callable[[Request, SieError], Response]]
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler, envelope = super().get_route_handler(), type(self).envelope
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SieError as e:
+                return envelope(request, e)
+            except RequestValidationError as e:
+                return envelope(request, invalid(list(e.errors()), located=True))
+
+        return route

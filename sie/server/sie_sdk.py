@@ -24,15 +24,12 @@ document items, `output_dtype` uint8 / ubinary, extract's `output_schema` and `i
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgpack
 import msgpack_numpy
 from fastapi import APIRouter, Path, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.routing import Match
 from starlette.types import Scope
@@ -41,7 +38,7 @@ from sie.codec import JSON, MSGPACK, encode_body, wants_msgpack
 from sie.errors import InvalidInput, SieError
 from sie.server import native
 from sie.server.errors import UnprocessableInput, http_status, invalid
-from sie.server.http import name_model, parse
+from sie.server.http import EnvelopedRoute, name_model, parse
 from sie.server.schemas import EncodeRequest, ExtractRequest, ScoreRequest
 
 SDK_VERSION_HEADER = "X-SIE-SDK-Version"
@@ -55,7 +52,7 @@ STATUSES = {"queue_full": 503}
 MEDIA = ("images", "audio", "video", "document", "multivector")
 
 
-class SdkRoute(APIRoute):
+class SdkRoute(EnvelopedRoute):
     """Matches only requests with X-SIE-SDK-Version (others fall through to the native route on the same path);
     its errors, its auth dependency's and body validation's take the SDK's envelope."""
 
@@ -64,18 +61,7 @@ class SdkRoute(APIRoute):
             return Match.NONE, {}
         return super().matches(scope)
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SieError as e:
-                return error_response(request, e)
-            except RequestValidationError as e:
-                return error_response(request, invalid(list(e.errors()), located=True))
-
-        return route
+    envelope = staticmethod(lambda request, err: error_response(request, err))
 
 
 router = APIRouter(route_class=SdkRoute)

@@ -14,9 +14,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Path, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 
 from sie import __version__
 from sie.catalog import ModelCard
@@ -24,8 +22,8 @@ from sie.codec import decode_body
 from sie.errors import InvalidInput, SieError, UnknownModel, UnsupportedCapability
 from sie.runtime.kinds import extract_kind
 from sie.runtime.scoring import cosine
-from sie.server.errors import Draining, UnprocessableInput, http_status, invalid
-from sie.server.http import name_model, parse, respond, timeout_ms, unless_disconnected
+from sie.server.errors import Draining, UnprocessableInput, http_status
+from sie.server.http import EnvelopedRoute, name_model, parse, respond, timeout_ms, unless_disconnected
 from sie.server.native import _body, check_limits, refuse_truncated
 from sie.server.roles import is_query
 from sie.server.tei_schemas import (
@@ -68,21 +66,10 @@ def _tei_error(err: SieError) -> Response:
     return JSONResponse({"error": err.message, "error_type": kind}, status_code=status, headers=headers)
 
 
-class TeiRoute(APIRoute):
+class TeiRoute(EnvelopedRoute):
     """A route whose errors (its own, its auth dependency's, body validation) take TEI's shape."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SieError as e:
-                return _tei_error(e)
-            except RequestValidationError as e:
-                return _tei_error(invalid(list(e.errors()), located=True))
-
-        return route
+    envelope = staticmethod(lambda request, err: _tei_error(err))
 
 
 router = APIRouter(route_class=TeiRoute)
