@@ -13,10 +13,10 @@ batch, and is not preempted, while its share is below that), so it cannot starve
 Latency-bound work that arrives while a less urgent batch is on the device (`_class`: work with a deadline
 beats work without; interactive beats bulk) waits at most one layer of it: forward passes call
 `sie.models.runner.between_layers`, where the compute thread computes queued work more urgent than the
-batch it paused (preemption; the preempting batches are not preempted). Time slices keep layers short:
-while such work is about (seen in the last SLICE_WINDOW seconds), a less urgent batch is cut to what its
-model computes in `slice_seconds` (from its lane's measured throughput; at least one sequence). Away from
-such work every batch is full, so throughput is untouched.
+batch it paused (preemption; the preempting batches are not preempted). Optional time slices keep layers
+shorter (`slice_seconds`, SIE_BATCH_SLICE, off by default: on CPU small batches cost bulk much of its
+throughput): while such work is about (seen in the last SLICE_WINDOW seconds), a less urgent batch is cut
+to what its model computes in `slice_seconds` (from its lane's measured throughput; at least one sequence).
 
 Admission never blocks a thread: `run` is a coroutine, and a caller whose lane is full either gets
 QueueFull (`wait=False`: 429 with a Retry-After from the model's measured throughput) or awaits an
@@ -126,7 +126,7 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 class TokenBudgetBatcher:
     def __init__(self, metrics: Metrics, *, queue_capacity: int = 4096, max_queue_wait: float | None = None,
-                 cross_request: bool = True, slice_seconds: float | None = 0.025,
+                 cross_request: bool = True, slice_seconds: float | None = None,
                  evict_idle: Callable[[str], bool] = lambda model: False,
                  compute: dict[str, Callable] = COMPUTE) -> None:
         self.metrics = metrics
