@@ -149,7 +149,7 @@ class TokenBudgetBatcher:
         self._computing: int | None = None  # _class of the preemptible batch on the device (None: none, or nested)
         self._preempted_seconds = 0.0       # of that batch's time, spent computing the batches that preempted it
         self._paused_start = 0.0            # when that batch started
-        self._on_device: list[_Piece] = []  # its pieces
+        self._on_device: list[Job] = []     # its jobs, each once
         self._cv = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._compute_forever, name="sie-compute", daemon=True)
@@ -392,7 +392,7 @@ class TokenBudgetBatcher:
         batch.contended = True  # it preempts the batch on the device, whose work waits meanwhile
         return batch
 
-    def _fill(self, model: str, lane: Lane, now: float, below: int = 3) -> _Batch:
+    def _fill(self, model: str, lane: Lane, now: float, below: int | None = None) -> _Batch:
         """Under the lock: a batch from the head of a queue: same-key sequences of `_class` < `below`, up to
         the budget."""
         q = self._queues[(model, lane)]
@@ -403,7 +403,7 @@ class TokenBudgetBatcher:
             if not q:
                 break
             piece = q[0]
-            if piece.job.key != batch.key or _class(piece.job) >= below:
+            if piece.job.key != batch.key or (below is not None and _class(piece.job) >= below):
                 break
             if not self.cross_request and batch.pieces and piece.job is not batch.pieces[0].job:
                 break
@@ -458,7 +458,7 @@ class TokenBudgetBatcher:
         if self._computing is None:
             return
         now = time.monotonic()
-        if all(p.job.cancelled or p.job.expired(now) for p in self._on_device):
+        if all(job.cancelled or job.expired(now) for job in self._on_device):
             raise _Abandoned
         if any(self._queued_by_class[:self._computing]):
             self._preempt(self._computing)
@@ -487,14 +487,14 @@ class TokenBudgetBatcher:
         start = time.monotonic()
         if not nested:
             self._computing, self._preempted_seconds = min(_class(p.job) for p in batch.pieces), 0.0
-            self._paused_start, self._on_device = start, batch.pieces
+            self._paused_start, self._on_device = start, _jobs(batch.pieces)
         try:
             results = self._compute_with_recovery(batch.model, loaded, batch.pieces, may_evict=True)
         except SieError as e:
             self._fail(batch.pieces, e)
             return
         except _Abandoned:
-            for job in {id(p.job): p.job for p in batch.pieces}.values():
+            for job in _jobs(batch.pieces):
                 _fail_job(job, self._expired(job, "while its batch was computing"))
             return
         except Exception as e:  # a bug in one batch must not stop the compute thread
@@ -556,8 +556,13 @@ class TokenBudgetBatcher:
                                 f"tokens for '{model}' even after evicting idle models", retry_after=5.0)
 
     def _fail(self, pieces: list[_Piece], error: SieError) -> None:
-        for job in {id(p.job): p.job for p in pieces}.values():
+        for job in _jobs(pieces):
             _fail_job(job, error)
+
+
+def _jobs(pieces: list[_Piece]) -> list[Job]:
+    """The jobs of these pieces, each once, in order."""
+    return list({id(p.job): p.job for p in pieces}.values())
 
 
 class _Abandoned(Exception):

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -206,7 +206,7 @@ class Engine:
     def tokenize_sync(self, model: str, texts: list[str], **options: Any) -> list[TokenizedText]:
         return self._sync.run(self.tokenize(model, texts, **options))
 
-    async def _on_tokenizer_threads(self, lane: Lane, work: Callable[[], T]) -> T:
+    async def _on_tokenizer_threads(self, lane: Lane | Literal["deadline"], work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._tokenizers[lane], work)
 
     # -- encode -----------------------------------------------------------------------------------
@@ -292,8 +292,7 @@ class Engine:
         """Run tokenization work on the lane's tokenizer threads (with a deadline: the deadline thread);
         returns its result and the seconds it took."""
         start = time.monotonic()
-        pool = self._tokenizers["deadline" if deadline else lane]
-        result = await asyncio.get_running_loop().run_in_executor(pool, prepare)
+        result = await self._on_tokenizer_threads("deadline" if deadline else lane, prepare)
         elapsed = time.monotonic() - start
         self.metrics.phase_seconds.labels(loaded.card.name, "tokenize").observe(elapsed)
         return result, elapsed
