@@ -95,9 +95,10 @@ class QueryRunner:
         counts: list[int | None] = [None] * len(state.hits)
         if counter is not None:
             t = time.perf_counter()
-            counts = list(await counter.count_async([h.text for h in state.hits]))
+            counts = list(await counter.count_async([h.text for h in state.hits], state.counting_ms()))
             if state.tokens_after is None:
-                state.tokens_before = sum(await counter.count_async([h.text for h in state.retrieved]))
+                state.tokens_before = sum(await counter.count_async([h.text for h in state.retrieved],
+                                                                    state.counting_ms()))
                 state.tokens_after = sum(counts)
             timing["count_ms"] = round((time.perf_counter() - t) * 1000, 3)
         timing["total_ms"] = round((time.perf_counter() - started) * 1000, 3)

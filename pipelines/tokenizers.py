@@ -42,12 +42,20 @@ class TokenCounter:
     def count(self, texts: list[str]) -> list[int]:
         return self._engine.count_tokens_sync(self.name, texts, **self._options) if texts else []
 
-    async def encode_async(self, text: str) -> Encoded:
-        (t,) = await self._engine.tokenize(self.name, [text], return_ids=True, return_offsets=True, **self._options)
+    async def encode_async(self, text: str, timeout_ms: float | None = None) -> Encoded:
+        (t,) = await self._engine.tokenize(self.name, [text], return_ids=True, return_offsets=True, **self._options,
+                                           **_budget(timeout_ms))
         return Encoded(t.ids or [], t.offsets or [])
 
-    async def count_async(self, texts: list[str]) -> list[int]:
-        return await self._engine.count_tokens(self.name, texts, **self._options) if texts else []
+    async def count_async(self, texts: list[str], timeout_ms: float | None = None) -> list[int]:
+        """`timeout_ms`: a query's remaining budget; the engine counts it on its deadline thread."""
+        if not texts:
+            return []
+        return await self._engine.count_tokens(self.name, texts, **self._options, **_budget(timeout_ms))
+
+
+def _budget(timeout_ms: float | None) -> dict:
+    return {} if timeout_ms is None else {"timeout_ms": timeout_ms}
 
 
 class Tokenizers:

@@ -23,9 +23,10 @@ OPTIONS: dict[str, tuple[str, ...]] = {
                "sparse_tokens", *_SCHEDULING),
     "score": ("top_k", "instruction", *_SCHEDULING),
     "extract": ("labels", "threshold", "flat", "multi_label", *_SCHEDULING),
-    # Counting runs on the lane's tokenizer threads and queues behind no model: no admission, no deadline.
-    "count_tokens": ("add_special_tokens", "priority"),
-    "tokenize": ("add_special_tokens", "return_ids", "return_offsets", "priority"),
+    # Counting queues behind no model, so there is no admission; with a deadline it runs on the tokenizer
+    # thread kept for work with a deadline (a query pipeline's final counts), not behind its lane's flood.
+    "count_tokens": ("add_special_tokens", "priority", "timeout_ms"),
+    "tokenize": ("add_special_tokens", "return_ids", "return_offsets", "priority", "timeout_ms"),
 }
 
 

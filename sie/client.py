@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 
 from sie.background_loop import BackgroundLoop
-from sie.call_options import check_flags, check_lane, check_scheduling, reject_unknown
+from sie.call_options import check_flags, check_lane, check_scheduling, check_timeout_ms, reject_unknown
 from sie.codec import JSON, MSGPACK, TIMEOUT_HEADER, decode_body, encode_body, unpack_array
 from sie.errors import DeadlineExceeded, InvalidInput, SieError, UnprocessableInput
 from sie.runtime.results import (
@@ -116,24 +116,28 @@ class SieClient:
         return (await self._request("GET", "/v1/models"))["data"]
 
     async def count_tokens(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
-                           priority: str = "interactive", **unknown: Any) -> list[int]:
+                           priority: str = "interactive", timeout_ms: float | None = None,
+                           **unknown: Any) -> list[int]:
         reject_unknown("count_tokens", unknown)
-        return [t.tokens for t in await self._tokenize(model, texts, priority, add_special_tokens)]
+        return [t.tokens for t in await self._tokenize(model, texts, priority, timeout_ms, add_special_tokens)]
 
     async def tokenize(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
                        return_ids: bool = False, return_offsets: bool = False, priority: str = "interactive",
-                       **unknown: Any) -> list[TokenizedText]:
+                       timeout_ms: float | None = None, **unknown: Any) -> list[TokenizedText]:
         reject_unknown("tokenize", unknown)
-        return await self._tokenize(model, texts, priority, add_special_tokens, return_ids, return_offsets)
+        return await self._tokenize(model, texts, priority, timeout_ms, add_special_tokens, return_ids,
+                                    return_offsets)
 
-    async def _tokenize(self, model: str, texts: list[str], priority: str, add_special_tokens: bool,
-                        return_ids: bool = False, return_offsets: bool = False) -> list[TokenizedText]:
+    async def _tokenize(self, model: str, texts: list[str], priority: str, timeout_ms: float | None,
+                        add_special_tokens: bool, return_ids: bool = False,
+                        return_offsets: bool = False) -> list[TokenizedText]:
         lane = _lane(check_lane(priority))
+        deadline = _deadline(check_timeout_ms(timeout_ms))
         check_flags(add_special_tokens=add_special_tokens, return_ids=return_ids, return_offsets=return_offsets)
         params = {"add_special_tokens": add_special_tokens, "return_ids": return_ids,
                   "return_offsets": return_offsets, **lane}
         bodies = await self._chunked(texts, lambda part: self._post(
-            f"/v1/tokenize/{model}", {"items": [{"text": t} for t in part], "params": params}, model))
+            f"/v1/tokenize/{model}", {"items": [{"text": t} for t in part], "params": params}, model, deadline))
         return [TokenizedText(it["tokens"], it.get("ids"),
                               None if it.get("offsets") is None else [tuple(o) for o in it["offsets"]])
                 for body in bodies for it in body["items"]]

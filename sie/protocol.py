@@ -22,14 +22,16 @@ class ModelsProtocol(Protocol):
         ...
 
     async def count_tokens(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
-                           priority: str = "interactive", **unknown: Any) -> list[int]:
+                           priority: str = "interactive", timeout_ms: float | None = None,
+                           **unknown: Any) -> list[int]:
         """Tokens per text as the model's tokenizer counts them, untruncated, with the special tokens the
-        model adds (unless add_special_tokens=False). An empty list only checks the tokenizer loads."""
+        model adds (unless add_special_tokens=False). An empty list only checks the tokenizer loads. With
+        `timeout_ms` the counting is query-time work: it does not wait behind the lane's other counting."""
         ...
 
     async def tokenize(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
                        return_ids: bool = False, return_offsets: bool = False, priority: str = "interactive",
-                       **unknown: Any) -> list[TokenizedText]: ...
+                       timeout_ms: float | None = None, **unknown: Any) -> list[TokenizedText]: ...
 
     def models_sync(self) -> list[dict[str, Any]]: ...
 

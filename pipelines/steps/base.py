@@ -154,6 +154,10 @@ class IngestStep(Step):
         """The chunks after this step (chunks of one source are never split across calls)."""
 
 
+#: See QueryState.counting_ms: ample for counting a page of hits on a thread nobody else queues on.
+COUNTING_GRACE_MS = 1000.0
+
+
 @dataclass
 class QueryState:
     """A query on its way through a query pipeline."""
@@ -171,6 +175,14 @@ class QueryState:
 
     def left_s(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def counting_ms(self) -> float | None:
+        """`timeout_ms` for counting that shapes the answer (trim, the answer's token counts). With a deadline
+        the engine counts on its deadline thread, not behind a flood in the interactive lane. Such counting
+        must still run once the deadline has passed (an answer that fell back is still trimmed), and it
+        waits behind nothing there, so it gets what is left of the budget but at least COUNTING_GRACE_MS."""
+        left = self.left_s()
+        return None if left is None else max(left * 1000, COUNTING_GRACE_MS)
 
 
 class QueryStep(Step):

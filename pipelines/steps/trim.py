@@ -62,7 +62,9 @@ class TrimStep(QueryStep):
         counter = self.ctx.tokenizer(c.tokenizer)
         budget = int(options.get("max_tokens") or c.max_tokens)
         # One engine call for every count the packing needs (a remote engine answers once, not per candidate).
-        counts = await counter.count_async([h.text for h in state.retrieved] + [h.text for h in state.hits])
+        counting_ms = state.counting_ms()
+        counts = await counter.count_async([h.text for h in state.retrieved] + [h.text for h in state.hits],
+                                           counting_ms)
         state.tokens_before = sum(counts[:len(state.retrieved)])
         kept: list[Candidate] = []
         seen_exact: set[str] = set()
@@ -79,7 +81,7 @@ class TrimStep(QueryStep):
             if used + n > budget:
                 if not c.truncate_last:
                     continue
-                cut, cut_tokens = await _cut(counter, cand.text, budget - used)
+                cut, cut_tokens = await _cut(counter, cand.text, budget - used, counting_ms)
                 if cut:
                     cand.text = cut
                     used += cut_tokens
@@ -96,15 +98,15 @@ class TrimStep(QueryStep):
         state.notes["trim"] = {"max_tokens": budget, "tokenizer": counter.name}
 
 
-async def _cut(counter: Any, text: str, tokens: int) -> tuple[str, int]:
+async def _cut(counter: Any, text: str, tokens: int, timeout_ms: float | None) -> tuple[str, int]:
     """The longest prefix of `text` ending on a token boundary that counts at most `tokens`, and its count."""
     if tokens <= 0:
         return "", 0
-    offsets = (await counter.encode_async(text)).offsets
+    offsets = (await counter.encode_async(text, timeout_ms)).offsets
     k = min(tokens, len(offsets))
     while k > 0:
         prefix = text[: offsets[k - 1][1]]
-        (n,) = await counter.count_async([prefix])
+        (n,) = await counter.count_async([prefix], timeout_ms)
         if n <= tokens:  # re-tokenizing a prefix can merge pieces differently
             return prefix, n
         k -= 1

@@ -102,5 +102,6 @@ class BertRunner(Runner):
             qkv = layer.qkv(h).view(T, 3, H, D)
             a = attention(qkv[:, 0], qkv[:, 1], qkv[:, 2]).reshape(T, self.hidden_size)
             h = F.layer_norm(layer.attn_out(a) + h, (self.hidden_size,), *layer.ln1, self.eps)
+            between_layers()
             h = F.layer_norm(layer.ffn_out(layer.ffn_in(h)) + h, (self.hidden_size,), *layer.ln2, self.eps)
         return h

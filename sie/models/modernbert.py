@@ -107,6 +107,7 @@ class ModernBertRunner(Runner):
             rope = rotary["sliding_attention" if layer.local else "full_attention"]
             a = attention[layer.local](rope.apply(qkv[:, 0]), rope.apply(qkv[:, 1]), qkv[:, 2])
             h = h + layer.attn_out(a.reshape(T, self.hidden_size))
+            between_layers()
             up, gate = layer.ffn_in(layer_norm(h, *layer.mlp_norm, self.eps)).chunk(2, dim=-1)
             h = h + layer.ffn_out(self.act(up) * gate)
         return layer_norm(h, *self.final_norm, self.eps)

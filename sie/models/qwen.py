@@ -105,6 +105,7 @@ class QwenRunner(Runner):
                 q, k = rms_norm(q, layer.q_norm, self.eps), rms_norm(k, layer.k_norm, self.eps)
             a = attention[layer.sliding](rotary.apply(q), rotary.apply(k), v.contiguous())
             h = h + layer.attn_out(a.reshape(T, H * D))
+            between_layers()
             gate, up = layer.gate_up(rms_norm(h, layer.post_norm, self.eps)).chunk(2, dim=-1)
             h = h + layer.down(self.act(gate) * up)
         return rms_norm(h, self.final_norm, self.eps)

@@ -9,8 +9,10 @@ models/precision.py, runtime/compute.py): what a family may leave out has a decl
 so no caller probes a runner with `hasattr`. Its memory footprint is not a member: sie counts it
 once, by walking the tensors it holds (`sie.models.placement.resident_bytes`).
 
-A family's forward pass calls `between_layers()` before each layer: where the batcher computes, more urgent
-work may run there first (a batch on the device is otherwise not interruptible); elsewhere it does nothing.
+A family's forward pass calls `between_layers()` before each layer and between each layer's attention and
+feed-forward halves (sub-layers: a query then waits half a layer of a long batch, not a whole one): where the
+batcher computes, more urgent work may run there first (a batch on the device is otherwise not
+interruptible); elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _thread = threading.local()
 
 
 def between_layers() -> None:
-    """Called by forward passes between layers: runs the hook installed on this thread, if any."""
+    """Called by forward passes between sub-layers: runs the hook installed on this thread, if any."""
     hook = getattr(_thread, "between_layers", None)
     if hook is not None:
         hook()

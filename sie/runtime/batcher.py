@@ -5,13 +5,14 @@ Every job is in a lane: `interactive` (queries, rerank at query time, the HTTP d
 runs, bulk callers). A request's sequences enter its model's queue of that lane, longest first. Whenever
 the device is free (continuous batching: no timer adds latency to a lone request) the compute thread
 cuts the next batch: from the interactive lane while it holds work, from the model whose head sequence
-is most urgent; compatible sequences (same kind of work) up to the model's token budget. Within a lane's
+is most urgent; compatible sequences (same kind of work) up to the model's token budget (a batch led by work
+with a deadline takes only such work). Within a lane's
 queue, work with a deadline goes first (earliest deadline first), then the rest in arrival order.
 While both lanes have work, bulk keeps at least 1/BULK_EVERY of the compute time (it is owed the next
 batch, and is not preempted, while its share is below that), so it cannot starve. A batch never mixes lanes.
 
 Latency-bound work that arrives while a less urgent batch is on the device (`_class`: work with a deadline
-beats work without; interactive beats bulk) waits at most one layer of it: forward passes call
+beats work without; interactive beats bulk) waits at most one sub-layer of it: forward passes call
 `sie.models.runner.between_layers`, where the compute thread computes queued work more urgent than the
 batch it paused (preemption; the preempting batches are not preempted). Optional time slices keep layers
 shorter (`slice_seconds`, SIE_BATCH_SLICE, off by default: on CPU small batches cost bulk much of its
@@ -394,8 +395,12 @@ class TokenBudgetBatcher:
 
     def _fill(self, model: str, lane: Lane, now: float, below: int | None = None) -> _Batch:
         """Under the lock: a batch from the head of a queue: same-key sequences of `_class` < `below`, up to
-        the budget."""
+        the budget. A batch led by work with a deadline takes only work with a deadline: filled up with the
+        lane's other work it would compute a full token budget (a 2048-token MiniLM batch: ~0.8 s on two
+        cores) for a query that needs one short sequence, and nothing could preempt it."""
         q = self._queues[(model, lane)]
+        if _class(q[0].job) == 0:
+            below = 1
         batch = _Batch(model, lane, q[0].job.key, [], 0)
         budget = self._budget(q[0].job, now)
         while q:

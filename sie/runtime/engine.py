@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 import torch
 
 from sie.background_loop import BackgroundLoop
-from sie.call_options import Admission, check_lane, check_scheduling, reject_unknown
+from sie.call_options import Admission, check_scheduling, reject_unknown
 from sie.catalog import Catalog, ModelCard
 from sie.config import Settings
 from sie.errors import DeadlineExceeded, SieError, UnsupportedCapability
@@ -182,23 +182,29 @@ class Engine:
 
     # -- tokens -----------------------------------------------------------------------------------
     async def count_tokens(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
-                           priority: Lane = "interactive", **unknown: Any) -> list[int]:
+                           priority: Lane = "interactive", timeout_ms: float | None = None,
+                           **unknown: Any) -> list[int]:
         """Tokens per text, untruncated, as the model's tokenizer counts them (see sie.runtime.local_models)."""
         reject_unknown("count_tokens", unknown)
-        lane = check_lane(priority)
-        done = await self._on_tokenizer_threads(lane, partial(self._local.tokenize_now, model, texts,
-                                                              add_special_tokens=add_special_tokens))
+        done = await self._counted("count_tokens", priority, timeout_ms, partial(
+            self._local.tokenize_now, model, texts, add_special_tokens=add_special_tokens))
         return [t.tokens for t in done]
 
     async def tokenize(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
                        return_ids: bool = False, return_offsets: bool = False, priority: Lane = "interactive",
-                       **unknown: Any) -> list[TokenizedText]:
+                       timeout_ms: float | None = None, **unknown: Any) -> list[TokenizedText]:
         """As count_tokens, plus each text's token ids and character spans when asked for."""
         reject_unknown("tokenize", unknown)
-        lane = check_lane(priority)
-        return await self._on_tokenizer_threads(lane, partial(
+        return await self._counted("tokenize", priority, timeout_ms, partial(
             self._local.tokenize_now, model, texts, add_special_tokens=add_special_tokens, return_ids=return_ids,
             return_offsets=return_offsets))
+
+    async def _counted(self, what: str, priority: str, timeout_ms: float | None,
+                       work: Callable[[], list[TokenizedText]]) -> list[TokenizedText]:
+        """Counting work on the lane's tokenizer threads; with a deadline on the deadline thread, bounded by it."""
+        call = Call.of(priority, timeout_ms, "wait")
+        threads = "deadline" if call.deadline is not None else call.lane
+        return await call.bounded(self._on_tokenizer_threads(threads, work), what)
 
     def count_tokens_sync(self, model: str, texts: list[str], **options: Any) -> list[int]:
         return self._sync.run(self.count_tokens(model, texts, **options))

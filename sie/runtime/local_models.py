@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sie.call_options import check_flags, check_lane, reject_unknown
+from sie.call_options import check_flags, check_lane, check_timeout_ms, reject_unknown
 from sie.catalog import Catalog, ModelCard
 from sie.errors import InvalidInput
 from sie.runtime.results import TokenizedText
@@ -94,9 +94,12 @@ class LocalModels:
         return await asyncio.to_thread(partial(self.count_tokens_sync, model, texts, **options))
 
     def count_tokens_sync(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
-                          priority: str = "interactive", **unknown: Any) -> list[int]:
+                          priority: str = "interactive", timeout_ms: float | None = None,
+                          **unknown: Any) -> list[int]:
+        """`priority` and `timeout_ms` are checked, nothing more: counting here waits behind nobody."""
         reject_unknown("count_tokens", unknown)
         check_lane(priority)
+        check_timeout_ms(timeout_ms)
         return [t.tokens for t in self.tokenize_now(model, texts, add_special_tokens=add_special_tokens)]
 
     async def tokenize(self, model: str, texts: list[str], **options: Any) -> list[TokenizedText]:
@@ -104,8 +107,9 @@ class LocalModels:
 
     def tokenize_sync(self, model: str, texts: list[str], *, add_special_tokens: bool = True,
                       return_ids: bool = False, return_offsets: bool = False, priority: str = "interactive",
-                      **unknown: Any) -> list[TokenizedText]:
+                      timeout_ms: float | None = None, **unknown: Any) -> list[TokenizedText]:
         reject_unknown("tokenize", unknown)
         check_lane(priority)
+        check_timeout_ms(timeout_ms)
         return self.tokenize_now(model, texts, add_special_tokens=add_special_tokens, return_ids=return_ids,
                                  return_offsets=return_offsets)

@@ -167,7 +167,7 @@ async def tokenize(request: Request, model: str = MODEL_PATH):
     engine = request.app.state.engine
     results = await unless_disconnected(request, engine.tokenize(
         model, texts, add_special_tokens=p.add_special_tokens, return_ids=p.return_ids,
-        return_offsets=p.return_offsets, priority=p.priority))
+        return_offsets=p.return_offsets, priority=p.priority, timeout_ms=timeout_ms(request)))
     items = []
     for it, r in zip(body.items, results):
         out: dict = {"id": it.id, "tokens": r.tokens}

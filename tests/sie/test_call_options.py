@@ -29,7 +29,9 @@ CASES = [
     ("count_tokens", (["x"],), {"special_tokens": False}),
     ("count_tokens", (["x"],), {"priority": "later"}),
     ("count_tokens", (["x"],), {"add_special_tokens": 0}),
-    ("count_tokens", (["x"],), {"timeout_ms": 100}),     # counting queues behind no model: no deadline option
+    ("count_tokens", (["x"],), {"timeout_ms": 0}),
+    ("count_tokens", (["x"],), {"admission": "reject"}),  # counting queues behind no model: no admission option
+    ("tokenize", (["x"],), {"timeout_ms": "soon"}),
     ("tokenize", (["x"],), {"return_tokens": True}),
     ("tokenize", (["x"],), {"return_ids": "yes"}),
 ]

@@ -83,10 +83,10 @@ def seqs_of(engine, n: int, text: str = LONG):
     return engine.model("t/normal").tokenizer.encode([text] * n)
 
 
-def hold_device(batcher, engine, probe) -> None:
+def hold_device(batcher, engine, probe, **options) -> None:
     """Close the gate and put one sequence on the device, so everything queued next waits."""
     probe.gate.clear()
-    batcher.submit(engine.model("t/normal"), "probe", ("probe",), seqs_of(engine, 1, "hold"), ["H"])
+    batcher.submit(engine.model("t/normal"), "probe", ("probe",), seqs_of(engine, 1, "hold"), ["H"], **options)
     assert probe.entered.wait(10)
 
 
@@ -229,6 +229,29 @@ def test_engine_calls_take_a_lane_and_a_timeout(engine):
         engine.score_sync("t/normal", "q", ["x"], timeout_ms=0)
 
 
+def test_counting_with_a_deadline_passes_a_flood_of_counting_in_its_lane(engine):
+    """A query's final token counts carry its budget: they are counted on the deadline thread, not after
+    every flooding request queued on the interactive tokenizer threads."""
+    engine.count_tokens_sync("t/normal", ["warm"])
+    done: list[str] = []
+
+    async def count(label: str, n: int, **options) -> list[int]:
+        counts = await engine.count_tokens("t/normal", [LONG * 4] * n, **options)
+        done.append(label)
+        return counts
+
+    async def scenario():
+        flood = [asyncio.ensure_future(count(f"flood{i}", 400)) for i in range(4)]
+        await asyncio.sleep(0.05)
+        counts = await count("deadline", 3, timeout_ms=60_000)
+        await asyncio.gather(*flood)
+        return counts
+
+    counts = engine._sync.run(scenario())
+    assert counts == engine.count_tokens_sync("t/normal", [LONG * 4] * 3) and counts[0] > 64  # untruncated
+    assert done[0] == "deadline", done
+
+
 def test_an_engine_call_past_its_timeout_is_a_504_naming_the_call(engine):
     """The engine's own device held by a long bulk job: an interactive call with a tiny budget expires."""
     engine.encode_sync("t/normal", ["warm"])
@@ -269,6 +292,25 @@ def test_within_a_lane_work_with_a_deadline_goes_first_earliest_first(engine, pr
         batcher.close()
     # 4 sequences per batch: the earlier deadline, the later one, then the deadline-free work in arrival order
     assert probe.lanes() == ["H", "E", "L", "F", "F", "G"]
+
+
+def test_a_batch_led_by_work_with_a_deadline_takes_no_other_work(engine, probe):
+    """Filled up with the lane's deadline-free work, a one-query batch would compute a whole token budget and
+    could not be preempted (issue 12's flood: such a query encode took 0.8 s of compute instead of 15 ms)."""
+    batcher = TokenBudgetBatcher(Metrics(), queue_capacity=100, slice_seconds=None,
+                                 compute={**COMPUTE, "probe": probe})
+    loaded = engine.model("t/normal")
+    try:  # held by work with a deadline, which nothing preempts: the next batch is cut with the device free
+        hold_device(batcher, engine, probe, deadline=time.monotonic() + 30)
+        jobs = [batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 8), ["F"] * 8),
+                batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 1), ["D"], deadline=time.monotonic() + 30)]
+        probe.gate.set()
+        for job in jobs:
+            assert job.future.result(10) is None
+    finally:
+        probe.gate.set()
+        batcher.close()
+    assert probe.lanes() == ["H", "D", "F", "F"]
 
 
 def test_a_full_lane_refuses_before_tokenizing_but_not_work_due_sooner(engine, batcher, probe):
