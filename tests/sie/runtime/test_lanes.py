@@ -284,9 +284,7 @@ def test_within_a_lane_work_with_a_deadline_goes_first_earliest_first(engine, pr
                 batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["L"] * 4, deadline=now + 30),
                 batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["E"] * 4, deadline=now + 20),
                 batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 4), ["G"] * 4)]
-        probe.gate.set()
-        for job in jobs:
-            assert job.future.result(10) is None
+        finish(probe, jobs)
     finally:
         probe.gate.set()
         batcher.close()
@@ -304,13 +302,18 @@ def test_a_batch_led_by_work_with_a_deadline_takes_no_other_work(engine, probe):
         hold_device(batcher, engine, probe, deadline=time.monotonic() + 30)
         jobs = [batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 8), ["F"] * 8),
                 batcher.submit(loaded, "probe", ("probe",), seqs_of(engine, 1), ["D"], deadline=time.monotonic() + 30)]
-        probe.gate.set()
-        for job in jobs:
-            assert job.future.result(10) is None
+        finish(probe, jobs)
     finally:
         probe.gate.set()
         batcher.close()
     assert probe.lanes() == ["H", "D", "F", "F"]
+
+
+def finish(probe, jobs) -> None:
+    """Open the held device and wait until every job is computed."""
+    probe.gate.set()
+    for job in jobs:
+        assert job.future.result(10) is None
 
 
 def test_a_full_lane_refuses_before_tokenizing_but_not_work_due_sooner(engine, batcher, probe):
